@@ -1,0 +1,30 @@
+# Two commands for a new user with Python 3.11:  make demo  |  make test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install browser bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("paperwire needs Python >= 3.11") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[embed,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Imports the bundled demo corpus into the default SQLite database and serves the site.
+demo: $(STAMP)
+	$(BIN)/paperwire demo
+
+# Debian's Chromium for the browser tests (no browser download from anywhere else).
+browser:
+	bash scripts/install-browser.sh
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts

@@ -1,0 +1,33 @@
+"""The ``paperwire`` command: a thin adapter over the library.
+
+Each area keeps its commands in its own module (``core``, ``search``, ``web``,
+``digest``, ``harvest``); every module exposes ``COMMANDS``, a list of click
+commands added to the group here.
+"""
+
+from __future__ import annotations
+
+import click
+
+from paperwire import __version__
+from paperwire.cli import core, digest, harvest, search, web
+from paperwire.cli.common import CliContext
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", type=click.Path(dir_okay=False), envvar="PAPERWIRE_DB",
+              help="SQLite database file [default: $PAPERWIRE_DB, else the user data dir].")
+@click.version_option(__version__, prog_name="paperwire")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """paperwire: research papers: feed, trending, search, similar papers, digests."""
+    ctx.obj = CliContext(db)
+
+
+for module in (core, search, web, digest, harvest):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="paperwire")

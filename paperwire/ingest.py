@@ -1,0 +1,285 @@
+"""Turning a stream of parsed records into papers: dedup, merge, batched writes.
+
+Every importer (snapshot files, listing pages, BEIR, HF daily papers, OAI-PMH
+harvests) goes through :func:`import_records`, so the identity and merge rules
+live in one place:
+
+* one paper per arXiv id; a record of an older version never overwrites a newer one;
+* records with an external id (BEIR) are keyed by that id alone;
+* records without any id are one paper per normalised title; a later record with an
+  arXiv id and the same title upgrades such a paper (its old id stays as an alias);
+* a record whose merged result equals what is stored counts as "unchanged".
+
+Writes go in batches, each its own transaction, and each batch is idempotent, so
+a process killed at any point and rerun ends with exactly the right papers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from paperwire.model import (
+    MERGE_FIELDS,
+    PaperRecord,
+    arxiv_links,
+    content_hash,
+    normalize_title,
+    record_hash,
+    title_id,
+    utcnow_iso,
+)
+from paperwire.store import papers as sql
+from paperwire.store.db import transaction
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record a parser could not read: where it is and why."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+class StrictImportError(Exception):
+    """Raised with ``strict=True`` on the first bad record; nothing was written."""
+
+    def __init__(self, bad: BadRecord):
+        super().__init__(str(bad))
+        self.bad = bad
+
+
+@dataclass
+class ImportReport:
+    """What an import did; every record counts exactly once."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    errors: list[BadRecord] = field(default_factory=list)
+    changed_ids: list[str] = field(default_factory=list)  # paper_ids added or updated
+
+    MAX_ERRORS_KEPT = 1000
+
+    @property
+    def total(self) -> int:
+        return self.added + self.updated + self.unchanged + self.skipped
+
+    def summary(self) -> str:
+        return f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped"
+
+    def to_dict(self) -> dict:
+        return {
+            "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+            "skipped": self.skipped, "errors": [str(e) for e in self.errors],
+        }
+
+    def merge(self, other: "ImportReport") -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.skipped += other.skipped
+        self.errors.extend(other.errors[: self.MAX_ERRORS_KEPT - len(self.errors)])
+        self.changed_ids.extend(other.changed_ids)
+
+
+def import_records(
+    conn: sqlite3.Connection,
+    items: Iterable[PaperRecord | BadRecord],
+    *,
+    strict: bool = False,
+    batch_size: int = 2000,
+    on_progress: Callable[[int], None] | None = None,
+    track_changes: bool = False,
+    now: str | None = None,
+) -> ImportReport:
+    """Import parsed records into the store.
+
+    ``strict`` runs everything in one transaction and raises
+    :class:`StrictImportError` at the first bad record, leaving the store as it was.
+    Otherwise bad records are counted as skipped and listed in ``report.errors``.
+    """
+    report = ImportReport()
+    report_changes = report.changed_ids if track_changes else None
+    now = now or utcnow_iso()
+
+    def run() -> None:
+        batch: list[PaperRecord] = []
+        for item in items:
+            if isinstance(item, BadRecord):
+                if strict:
+                    raise StrictImportError(item)
+                report.skipped += 1
+                if len(report.errors) < report.MAX_ERRORS_KEPT:
+                    report.errors.append(item)
+                if on_progress:
+                    on_progress(1)
+                continue
+            batch.append(item)
+            if len(batch) >= batch_size:
+                _write_batch(conn, batch, report, now, report_changes)
+                if on_progress:
+                    on_progress(len(batch))
+                batch = []
+        if batch:
+            _write_batch(conn, batch, report, now, report_changes)
+            if on_progress:
+                on_progress(len(batch))
+
+    if strict:
+        with transaction(conn):
+            run()
+    else:
+        run()
+    return report
+
+
+def _write_batch(conn, batch, report, now, changes) -> None:
+    with transaction(conn):
+        _apply_batch(conn, batch, report, now, changes)
+
+
+def _apply_batch(conn: sqlite3.Connection, batch: list[PaperRecord], report: ImportReport, now: str, changes) -> None:
+    title_keys = {r.title_norm for r in batch if r.id_kind in ("arxiv", "title")}
+    pid_keys = {r.external_id for r in batch if r.external_id} | {title_id(t) for t in title_keys}
+    existing = sql.find_candidates(conn, (r.arxiv_id for r in batch if r.arxiv_id), pid_keys, title_keys)
+
+    by_arxiv: dict[str, dict] = {}
+    by_pid: dict[str, dict] = {}
+    by_title: dict[str, list[dict]] = {}
+
+    def index(row: dict) -> None:
+        if row["arxiv_id"]:
+            by_arxiv[row["arxiv_id"]] = row
+        by_pid[row["paper_id"]] = row
+        rows = by_title.setdefault(row["title_norm"], [])
+        if row not in rows:
+            rows.append(row)
+
+    for r in existing:
+        index(_row_to_state(r))
+
+    rev = sql.next_rev(conn)
+    next_id = sql.max_paper_rowid(conn) + 1
+    new_rows: dict[int, dict] = {}
+    changed_rows: dict[int, dict] = {}
+    aliases: list[tuple[str, int]] = []
+
+    for rec in batch:
+        current = _match(rec, by_arxiv, by_pid, by_title)
+        if current is None:
+            row = _new_row(rec, next_id, now, rev)
+            next_id += 1
+            new_rows[row["id"]] = row
+            index(row)
+            report.added += 1
+            if changes is not None:
+                changes.append(row["paper_id"])
+            continue
+        merged = _merge(current, rec, rev)
+        if merged is None:
+            report.unchanged += 1
+            continue
+        if merged["paper_id"] != current["paper_id"]:
+            aliases.append((current["paper_id"], current["id"]))
+            by_pid.pop(current["paper_id"], None)
+        same_title = by_title.get(current["title_norm"], [])
+        if current in same_title:
+            same_title.remove(current)
+        index(merged)
+        if merged["id"] in new_rows:
+            new_rows[merged["id"]] = merged
+        else:
+            changed_rows[merged["id"]] = merged
+        report.updated += 1
+        if changes is not None:
+            changes.append(merged["paper_id"])
+
+    sql.insert_papers(conn, [_to_db(r) for r in new_rows.values()])
+    sql.update_papers(conn, [_to_db(r) for r in changed_rows.values()])
+    for alias, rowid in aliases:
+        sql.add_alias(conn, alias, rowid)
+
+
+def _match(rec: PaperRecord, by_arxiv, by_pid, by_title) -> dict | None:
+    if rec.arxiv_id:
+        if rec.arxiv_id in by_arxiv:
+            return by_arxiv[rec.arxiv_id]
+        # An id-less paper (listing page) with the same title is the same paper.
+        for row in by_title.get(rec.title_norm, ()):
+            if row["id_kind"] == "title":
+                return row
+        return None
+    if rec.external_id:
+        return by_pid.get(rec.external_id)
+    candidates = [r for r in by_title.get(rec.title_norm, ()) if r["id_kind"] in ("arxiv", "title")]
+    candidates.sort(key=lambda r: r["id_kind"] != "arxiv")
+    return candidates[0] if candidates else None
+
+
+def _row_to_state(row: sqlite3.Row) -> dict:
+    d = dict(row)
+    d["authors"] = json.loads(d["authors"])
+    d["categories"] = json.loads(d["categories"])
+    return d
+
+
+def _derive(row: dict) -> dict:
+    row["title_norm"] = normalize_title(row["title"])
+    row["primary_category"] = row["categories"][0] if row["categories"] else None
+    row["feed_date"] = (row.get("listed_at") or row.get("published") or row["first_seen"])[:10]
+    abs_url, pdf_url = arxiv_links(row["arxiv_id"])
+    row["abs_url"], row["pdf_url"] = abs_url, pdf_url
+    row["content_hash"] = content_hash(row["title"], row["abstract"])
+    row["record_hash"] = record_hash(row)
+    return row
+
+
+def _new_row(rec: PaperRecord, rowid: int, now: str, rev: int) -> dict:
+    row = {f: getattr(rec, f) for f in MERGE_FIELDS}
+    row.update(
+        id=rowid, paper_id=rec.paper_id, id_kind=rec.id_kind, arxiv_id=rec.arxiv_id,
+        source=rec.source, first_seen=now, rev=rev,
+        upvotes=rec.upvotes or 0, num_comments=rec.num_comments or 0,
+    )
+    return _derive(row)
+
+
+def _merge(current: dict, rec: PaperRecord, rev: int) -> dict | None:
+    if rec.version and current["version"] and rec.version < current["version"]:
+        return None  # an older version never overwrites a newer one
+    merged = dict(current)
+    for f in MERGE_FIELDS:
+        value = getattr(rec, f)
+        if value is None or value == "" or value == []:
+            continue
+        merged[f] = value
+    if rec.arxiv_id and not current["arxiv_id"]:
+        merged.update(arxiv_id=rec.arxiv_id, paper_id=rec.arxiv_id, id_kind="arxiv")
+    _derive(merged)
+    if merged["record_hash"] == current["record_hash"] and merged["paper_id"] == current["paper_id"]:
+        return None
+    merged["rev"] = rev
+    return merged
+
+
+def _to_db(row: dict) -> dict:
+    out = dict(row)
+    out["authors"] = json.dumps(row["authors"], ensure_ascii=False)
+    out["categories"] = json.dumps(row["categories"], ensure_ascii=False)
+    return out
+
+
+def progress_bar(total: int | None = None, desc: str = "importing"):
+    """A tqdm bar on stderr, silent when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rec", file=sys.stderr, disable=not sys.stderr.isatty(), smoothing=0.1)

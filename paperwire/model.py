@@ -1,0 +1,159 @@
+"""The paper record every importer produces, and the normalisation rules
+that decide identity (arXiv ids, normalised titles) and change (hashes)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+# New-style (0704.0001, 2301.12345) and old-style (hep-th/9901001, math.GT/0309136) ids,
+# optionally with a version suffix.
+_NEW_ID = re.compile(r"^(\d{4})\.(\d{4,5})(?:v(\d+))?$")
+_OLD_ID = re.compile(r"^([a-z\-]+(?:\.[A-Z]{2})?)/(\d{7})(?:v(\d+))?$")
+_WS = re.compile(r"\s+")
+
+
+class RecordError(ValueError):
+    """A record that cannot become a paper; the message says why."""
+
+
+def utcnow_iso() -> str:
+    """Current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def collapse_ws(text: str | None) -> str:
+    """Trim and collapse runs of whitespace (arXiv wraps titles at 80 columns)."""
+    return _WS.sub(" ", text or "").strip()
+
+
+def normalize_title(title: str) -> str:
+    """Lower-case, accent-free, punctuation-free title used for dedup without ids."""
+    t = unicodedata.normalize("NFKD", title)
+    t = "".join(c for c in t if not unicodedata.combining(c))
+    t = re.sub(r"[^0-9a-z]+", " ", t.lower())
+    return t.strip()
+
+
+def parse_arxiv_id(raw: str | None) -> tuple[str, int | None] | None:
+    """Split an arXiv id into (versionless id, version) or return None.
+
+    Repairs ids that a spreadsheet turned into numbers: ``704.0006`` -> ``0704.0006``
+    and ``1001.001`` (lost trailing zero) -> ``1001.0010``.
+    """
+    if raw is None:
+        return None
+    s = str(raw).strip()
+    s = re.sub(r"^(?:arxiv:|https?://arxiv\.org/(?:abs|pdf)/)", "", s, flags=re.I)
+    s = s.removesuffix(".pdf")
+    m = _OLD_ID.match(s)
+    if m:
+        return f"{m.group(1)}/{m.group(2)}", int(m.group(3)) if m.group(3) else None
+    m = re.match(r"^(\d{3,4})\.(\d{1,5})(?:v(\d+))?$", s)
+    if not m:
+        return None
+    yymm, num, ver = m.group(1).zfill(4), m.group(2), m.group(3)
+    month = int(yymm[2:])
+    if not 1 <= month <= 12:
+        return None
+    # Before 2015 numbers had 4 digits, since then 5; a float export drops trailing zeros.
+    width = 4 if int(yymm) < 1501 else 5
+    if len(num) > width:
+        return None
+    num = num.ljust(width, "0")
+    return f"{yymm}.{num}", int(ver) if ver else None
+
+
+def title_id(title_norm: str) -> str:
+    """Stable id for a paper without any external id, from its normalised title."""
+    return "pw-" + hashlib.sha1(title_norm.encode()).hexdigest()[:12]
+
+
+def content_hash(title: str, abstract: str) -> str:
+    """Hash of the text that embeddings and the lexical index are built from."""
+    payload = collapse_ws(title) + "\n" + collapse_ws(abstract)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class PaperRecord:
+    """One paper as an importer sees it. ``None`` means "this source does not say"."""
+
+    title: str
+    abstract: str = ""
+    source: str = "unknown"
+    arxiv_id: str | None = None
+    version: int | None = None
+    external_id: str | None = None  # ids kept as given (BEIR); never title-deduped
+    authors: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    published: str | None = None  # ISO-8601 UTC, first version
+    updated: str | None = None  # ISO-8601 UTC, latest version
+    listed_at: str | None = None  # when a daily listing featured it (HF)
+    doi: str | None = None
+    journal_ref: str | None = None
+    comments: str | None = None
+    license: str | None = None
+    code_url: str | None = None
+    project_url: str | None = None
+    upvotes: int | None = None
+    submitted_by: str | None = None
+    num_comments: int | None = None
+
+    def __post_init__(self) -> None:
+        self.title = collapse_ws(self.title)
+        self.abstract = collapse_ws(self.abstract)
+        if not self.title:
+            raise RecordError("missing title")
+        if self.arxiv_id is not None:
+            parsed = parse_arxiv_id(self.arxiv_id)
+            if parsed is None:
+                raise RecordError(f"not an arXiv id: {self.arxiv_id!r}")
+            self.arxiv_id, v = parsed
+            if self.version is None:
+                self.version = v
+        self.authors = [collapse_ws(a) for a in self.authors if collapse_ws(a)]
+        self.categories = [c.strip() for c in self.categories if c and c.strip()]
+
+    @property
+    def title_norm(self) -> str:
+        return normalize_title(self.title)
+
+    @property
+    def id_kind(self) -> str:
+        if self.arxiv_id:
+            return "arxiv"
+        return "external" if self.external_id else "title"
+
+    @property
+    def paper_id(self) -> str:
+        """Our public id: the arXiv id, the given external id, or a title hash."""
+        return self.arxiv_id or self.external_id or title_id(self.title_norm)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Fields a later import may fill in or overwrite; identity fields are handled apart.
+MERGE_FIELDS = (
+    "title", "abstract", "version", "authors", "categories", "published", "updated",
+    "listed_at", "doi", "journal_ref", "comments", "license", "code_url", "project_url",
+    "upvotes", "submitted_by", "num_comments",
+)
+
+
+def record_hash(values: dict) -> str:
+    """Hash over every stored field that an import can change: equal hash, no update."""
+    payload = json.dumps([values.get(f) for f in MERGE_FIELDS], sort_keys=True, default=str)
+    return hashlib.sha1(payload.encode()).hexdigest()
+
+
+def arxiv_links(arxiv_id: str | None) -> tuple[str | None, str | None]:
+    """(abs URL, pdf URL) for an arXiv id."""
+    if not arxiv_id:
+        return None, None
+    return f"https://arxiv.org/abs/{arxiv_id}", f"https://arxiv.org/pdf/{arxiv_id}"

@@ -1,0 +1,148 @@
+"""Input formats: one module per format, and detection from content.
+
+Fetching (HTTP, OAI-PMH) lives apart from parsing: every parser here reads a
+local file and yields :class:`~paperwire.model.PaperRecord` or
+:class:`~paperwire.ingest.BadRecord` items for :func:`paperwire.ingest.import_records`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from paperwire.ingest import BadRecord
+from paperwire.model import PaperRecord
+from paperwire.sources import arxiv_snapshot, beir, cs_abstracts, hf_daily, listing
+from paperwire.sources.base import UnreadableFile, sniff
+
+Parser = Callable[[Path], Iterable[PaperRecord | BadRecord]]
+
+FORMATS: dict[str, tuple[Parser, str]] = {
+    "arxiv-jsonl": (arxiv_snapshot.parse_jsonl, "arXiv bulk snapshot, JSON lines (Kaggle schema)"),
+    "arxiv-csv": (arxiv_snapshot.parse_csv, "arXiv bulk snapshot schema as CSV"),
+    "listing": (listing.parse, "saved listing page: title line, abstract line"),
+    "beir": (beir.parse, "BEIR corpus.jsonl (_id, title, text), or a BEIR folder"),
+    "hf-daily": (hf_daily.parse, "Hugging Face /api/daily_papers JSON"),
+    "cs-abstracts": (cs_abstracts.parse, "CSV of titles, summaries, terms"),
+}
+
+
+def register_format(name: str, parser: Parser, description: str) -> None:
+    """Add a format (used by modules such as the OAI-PMH reader)."""
+    FORMATS[name] = (parser, description)
+
+
+def detect_format(path: Path) -> str:
+    """Name of the format of ``path``, judged from its content.
+
+    Raises :class:`UnreadableFile` with a message for a person when no
+    format fits.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / "corpus.jsonl").exists():
+            return "beir"
+        raise UnreadableFile(f"{path}: a folder without corpus.jsonl (import its files instead)")
+    if not path.exists():
+        raise UnreadableFile(f"{path}: no such file")
+    head = sniff(path)
+    stripped = head.lstrip("\ufeff \t\r\n")
+    if not stripped:
+        raise UnreadableFile(f"{path}: empty file")
+    first_line = stripped.splitlines()[0]
+    if stripped[0] == "[":
+        if hf_daily.looks_like_hf(stripped[:20000]):
+            return "hf-daily"
+        raise UnreadableFile(f"{path}: a JSON array, but not of daily-papers entries")
+    if stripped[0] == "{":
+        try:
+            obj = json.loads(first_line)
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            if "_id" in obj and ("text" in obj or "title" in obj):
+                return "beir"
+            if "paper" in obj:
+                return "hf-daily"
+            if "id" in obj and "title" in obj and ("abstract" in obj or "versions" in obj):
+                return "arxiv-jsonl"
+        if hf_daily.looks_like_hf(stripped[:20000]):
+            return "hf-daily"
+        raise UnreadableFile(f"{path}: JSON, but not a format paperwire knows (see --format)")
+    if stripped[0] == "<":
+        if "OAI-PMH" in stripped[:2000] and "oai-pmh" in FORMATS:
+            return "oai-pmh"
+        raise UnreadableFile(f"{path}: XML/HTML, not a format paperwire knows (see --format)")
+    header = {h.strip().strip('"').lower() for h in first_line.split(",")}
+    if {"id", "title", "abstract"} <= header and ({"versions", "authors_parsed", "update_date"} & header):
+        return "arxiv-csv"
+    if {"titles", "summaries"} <= header:
+        return "cs-abstracts"
+    if listing.looks_like_listing(stripped):
+        return "listing"
+    raise UnreadableFile(f"{path}: cannot tell the format from its content; name one with --format")
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files to import: folders expand to their files, except BEIR folders."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir() and not (p / "corpus.jsonl").exists():
+            out.extend(sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")))
+        else:
+            out.append(p)
+    return out
+
+
+def parse_path(path: Path, fmt: str = "auto") -> Iterator[PaperRecord | BadRecord]:
+    """Records of one file in the given (or detected) format."""
+    name = detect_format(path) if fmt == "auto" else fmt
+    if name not in FORMATS:
+        raise UnreadableFile(f"unknown format {name!r}; known: {', '.join(sorted(FORMATS))}")
+    parser, _ = FORMATS[name]
+    return iter(parser(Path(path)))
+
+
+def import_files(
+    conn,
+    paths: Iterable[str | Path],
+    *,
+    fmt: str = "auto",
+    strict: bool = False,
+    progress: bool = True,
+    batch_size: int = 2000,
+    track_changes: bool = False,
+):
+    """Import files into the store and return one :class:`~paperwire.ingest.ImportReport`.
+
+    Every file's format is settled before anything is written, so an unreadable
+    file fails the import up front. With ``strict`` the whole import is one
+    transaction: the first bad record aborts it and nothing is written.
+    """
+    from paperwire.ingest import ImportReport, import_records, progress_bar
+    from paperwire.store.db import transaction
+
+    files = expand_paths(paths)
+    plan = [(p, detect_format(p) if fmt == "auto" else fmt) for p in files]
+    for p, name in plan:
+        if name not in FORMATS:
+            raise UnreadableFile(f"unknown format {name!r}; known: {', '.join(sorted(FORMATS))}")
+        if not p.exists():
+            raise UnreadableFile(f"{p}: no such file")
+
+    def records() -> Iterator[PaperRecord | BadRecord]:
+        for p, name in plan:
+            yield from FORMATS[name][0](p)
+
+    bar = progress_bar(desc="importing") if progress else None
+    try:
+        if strict:
+            with transaction(conn):
+                return import_records(conn, records(), strict=True, batch_size=batch_size,
+                                      on_progress=bar.update if bar is not None else None, track_changes=track_changes)
+        return import_records(conn, records(), batch_size=batch_size,
+                              on_progress=bar.update if bar is not None else None, track_changes=track_changes)
+    finally:
+        if bar is not None:
+            bar.close()

@@ -1,0 +1,129 @@
+"""arXiv bulk-snapshot metadata (the Kaggle "arxiv-metadata-oai-snapshot" schema),
+as JSON lines or as the CSV export of the same columns.
+
+The CSV export has quirks the JSON does not: ids written as numbers
+(``704.0006``), ``versions`` and ``authors_parsed`` as Python literals, and
+``update_date`` as ``M/D/YYYY``. Both paths end in :func:`record_from_snapshot`.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from paperwire.ingest import BadRecord
+from paperwire.model import PaperRecord, RecordError
+from paperwire.sources.base import delatex, iso_date, open_text
+
+SOURCE = "arxiv-snapshot"
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+def parse_jsonl(path: Path) -> Iterator[PaperRecord | BadRecord]:
+    """Records of a snapshot JSON-lines file, one paper a line."""
+    with open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield BadRecord(str(path), lineno, f"invalid JSON: {exc.msg}")
+                continue
+            yield _convert(obj, path, lineno)
+
+
+def parse_csv(path: Path) -> Iterator[PaperRecord | BadRecord]:
+    """Records of the snapshot schema written as CSV (header row required)."""
+    with open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames:
+            return
+        start = reader.line_num + 1
+        try:
+            for row in reader:
+                if None in row or any(v is None for v in row.values()):
+                    yield BadRecord(str(path), start, "wrong number of columns")
+                else:
+                    yield _convert(row, path, start)
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            yield BadRecord(str(path), start, f"unreadable CSV: {exc}")
+
+
+def _convert(obj, path: Path, lineno: int) -> PaperRecord | BadRecord:
+    if not isinstance(obj, dict):
+        return BadRecord(str(path), lineno, "not a JSON object")
+    try:
+        return record_from_snapshot(obj)
+    except (RecordError, ValueError, SyntaxError, TypeError, KeyError) as exc:
+        return BadRecord(str(path), lineno, str(exc) or type(exc).__name__)
+
+
+def _literal(value):
+    """JSON values arrive parsed; CSV ones as Python-literal strings."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        return ast.literal_eval(value)
+    return value
+
+
+def record_from_snapshot(obj: dict) -> PaperRecord:
+    """One snapshot object (JSON or a CSV row) to a :class:`PaperRecord`."""
+    raw_id = obj.get("id")
+    if raw_id is None or str(raw_id).strip() == "":
+        raise RecordError("missing id")
+    if not str(obj.get("title") or "").strip():
+        raise RecordError("missing title")
+    versions = _literal(obj.get("versions")) or []
+    dates = []
+    latest = None
+    for v in versions:
+        dates.append(iso_date(v.get("created")))
+        num = str(v.get("version", "")).lstrip("v")
+        if num.isdigit():
+            latest = max(latest or 0, int(num))
+    dates = [d for d in dates if d]
+    update_date = iso_date(obj.get("update_date"))
+    updated = max([d for d in (dates[-1] if dates else None, update_date) if d], default=None)
+
+    authors_parsed = _literal(obj.get("authors_parsed"))
+    if authors_parsed:
+        authors = [delatex(" ".join(p for p in (a[1], a[0], a[2] if len(a) > 2 else "") if p).strip())
+                   for a in authors_parsed]
+    else:
+        authors = [delatex(a) for a in _split_authors(obj.get("authors") or "")]
+
+    def text(key):
+        v = obj.get(key)
+        return str(v).strip() or None if v is not None else None
+
+    return PaperRecord(
+        title=obj["title"],
+        abstract=obj.get("abstract") or "",
+        source=SOURCE,
+        arxiv_id=str(raw_id),
+        version=latest,
+        authors=authors,
+        categories=(obj.get("categories") or "").split(),
+        published=dates[0] if dates else None,
+        updated=updated,
+        doi=text("doi"),
+        journal_ref=text("journal-ref"),
+        comments=text("comments"),
+        license=text("license"),
+    )
+
+
+def _split_authors(raw: str) -> list[str]:
+    raw = raw.replace("\n", " ")
+    parts = []
+    for chunk in raw.split(","):
+        parts.extend(p for p in chunk.split(" and ") if p.strip())
+    return [p.strip() for p in parts]

@@ -1,0 +1,95 @@
+"""Shared helpers for the file parsers: opening text safely, dates, LaTeX accents."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import unicodedata
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from paperwire.ingest import BadRecord
+
+__all__ = ["BadRecord", "UnreadableFile", "open_text", "sniff", "iso_date", "delatex"]
+
+
+class UnreadableFile(Exception):
+    """A file that no importer can read (binary, unknown format, wrong encoding)."""
+
+
+def sniff(path: Path, size: int = 65536) -> str:
+    """The first ``size`` characters of a text file; raises :class:`UnreadableFile` for binaries."""
+    with open(path, "rb") as fh:
+        head = fh.read(size)
+    if head[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rb") as fh:
+            head = fh.read(size)
+    if b"\x00" in head:
+        raise UnreadableFile(f"{path}: binary file, not a paper listing or metadata dump")
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the sample is fine.
+        if exc.start >= len(head) - 3:
+            return head[: exc.start].decode("utf-8")
+        raise UnreadableFile(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Open a (possibly gzipped) UTF-8 file for reading, with universal newlines."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+_MONTH_DAY_YEAR = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+
+
+def iso_date(value: str | None) -> str | None:
+    """Parse the date shapes seen in arXiv data into ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    Accepts RFC 2822 (``Mon, 2 Apr 2007 19:18:42 GMT``), ISO-8601 with or without
+    time, and ``M/D/YYYY``. Raises ValueError on anything else.
+    """
+    if value is None:
+        return None
+    s = str(value).strip()
+    if not s:
+        return None
+    m = _MONTH_DAY_YEAR.match(s)
+    if m:
+        dt = datetime(int(m.group(3)), int(m.group(1)), int(m.group(2)), tzinfo=timezone.utc)
+    elif re.match(r"^\d{4}-\d{2}-\d{2}", s):
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+    else:
+        try:
+            dt = parsedate_to_datetime(s)
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"unreadable date {s!r}") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# LaTeX accent commands as they appear in arXiv author names: Bal\'azs, {\"o}, \c{c}.
+_ACCENTS = {"'": "\u0301", "`": "\u0300", '"': "\u0308", "^": "\u0302", "~": "\u0303",
+            "=": "\u0304", ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b", "c": "\u0327"}
+_ACCENT_RE = re.compile(r"\{?\\([`'\"^~=.]|[uvHc](?=[\s{]))\s*\{?\\?([A-Za-z])\}?\}?")
+_LETTERS = {r"\o": "ø", r"\O": "Ø", r"\ss": "ß", r"\aa": "å", r"\AA": "Å", r"\ae": "æ", r"\l": "ł", r"\L": "Ł"}
+
+
+def delatex(text: str) -> str:
+    """Turn LaTeX accent escapes in names into Unicode (``Bal\\'azs`` -> ``Balázs``)."""
+    if "\\" not in text:
+        return text
+    out = _ACCENT_RE.sub(lambda m: m.group(2) + _ACCENTS[m.group(1)], text)
+    for k, v in _LETTERS.items():
+        out = re.sub(r"\{?" + re.escape(k) + r"(?![A-Za-z])\}?\s?", v, out)
+    out = out.replace("{", "").replace("}", "") if "\\" not in out else out
+    return unicodedata.normalize("NFC", out)

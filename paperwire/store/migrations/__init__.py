@@ -1,0 +1,1 @@
+"""Migration steps; see :mod:`paperwire.store.migrate`."""
