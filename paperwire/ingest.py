@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from paperwire.model import (
+    BIBLIO_FIELDS,
+    COMMUNITY_FIELDS,
     MERGE_FIELDS,
     PaperRecord,
     arxiv_links,
     content_hash,
     normalize_title,
     record_hash,
+    source_rank,
     title_id,
     utcnow_iso,
 )
@@ -247,7 +250,7 @@ def _new_row(rec: PaperRecord, rowid: int, now: str, rev: int) -> dict:
     row = {f: getattr(rec, f) for f in MERGE_FIELDS}
     row.update(
         id=rowid, paper_id=rec.paper_id, id_kind=rec.id_kind, arxiv_id=rec.arxiv_id,
-        source=rec.source, first_seen=now, rev=rev,
+        source=rec.source, first_seen=now, rev=rev, meta_rank=source_rank(rec.source),
         upvotes=rec.upvotes or 0, num_comments=rec.num_comments or 0,
     )
     return _derive(row)
@@ -257,11 +260,20 @@ def _merge(current: dict, rec: PaperRecord, rev: int) -> dict | None:
     if rec.version and current["version"] and rec.version < current["version"]:
         return None  # an older version never overwrites a newer one
     merged = dict(current)
-    for f in MERGE_FIELDS:
+    rank = source_rank(rec.source)
+    authoritative = rank >= current["meta_rank"]
+    for f in BIBLIO_FIELDS:
         value = getattr(rec, f)
         if value is None or value == "" or value == []:
             continue
-        merged[f] = value
+        if authoritative or current[f] in (None, "", []):
+            merged[f] = value
+    for f in COMMUNITY_FIELDS:
+        value = getattr(rec, f)
+        if value is not None and value != "":
+            merged[f] = value
+    if authoritative:
+        merged["meta_rank"] = rank
     if rec.arxiv_id and not current["arxiv_id"]:
         merged.update(arxiv_id=rec.arxiv_id, paper_id=rec.arxiv_id, id_kind="arxiv")
     _derive(merged)
@@ -280,6 +292,11 @@ def _to_db(row: dict) -> dict:
 
 def progress_bar(total: int | None = None, desc: str = "importing"):
     """A tqdm bar on stderr, silent when stderr is not a terminal."""
+    import shutil
+
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="rec", file=sys.stderr, disable=not sys.stderr.isatty(), smoothing=0.1)
+    # A fresh pty can report a 0x0 screen, which makes tqdm hide the bar entirely.
+    size = shutil.get_terminal_size(fallback=(80, 24))
+    return tqdm(total=total, desc=desc, unit="rec", file=sys.stderr, disable=not sys.stderr.isatty(),
+                smoothing=0.1, ncols=size.columns or 80, nrows=size.lines or 24, unit_scale=True)

@@ -28,15 +28,18 @@ def utcnow_iso() -> str:
 
 def collapse_ws(text: str | None) -> str:
     """Trim and collapse runs of whitespace (arXiv wraps titles at 80 columns)."""
-    return _WS.sub(" ", text or "").strip()
+    return " ".join(text.split()) if text else ""
+
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
 def normalize_title(title: str) -> str:
     """Lower-case, accent-free, punctuation-free title used for dedup without ids."""
-    t = unicodedata.normalize("NFKD", title)
-    t = "".join(c for c in t if not unicodedata.combining(c))
-    t = re.sub(r"[^0-9a-z]+", " ", t.lower())
-    return t.strip()
+    if not title.isascii():
+        t = unicodedata.normalize("NFKD", title)
+        title = "".join(c for c in t if not unicodedata.combining(c))
+    return _NON_ALNUM.sub(" ", title.lower()).strip()
 
 
 def parse_arxiv_id(raw: str | None) -> tuple[str, int | None] | None:
@@ -74,9 +77,11 @@ def title_id(title_norm: str) -> str:
 
 
 def content_hash(title: str, abstract: str) -> str:
-    """Hash of the text that embeddings and the lexical index are built from."""
-    payload = collapse_ws(title) + "\n" + collapse_ws(abstract)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    """Hash of the text that embeddings and the lexical index are built from.
+
+    Callers pass whitespace-collapsed text (PaperRecord guarantees it).
+    """
+    return hashlib.sha256(f"{title}\n{abstract}".encode()).hexdigest()
 
 
 @dataclass
@@ -103,10 +108,12 @@ class PaperRecord:
     upvotes: int | None = None
     submitted_by: str | None = None
     num_comments: int | None = None
+    _title_norm: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.title = collapse_ws(self.title)
         self.abstract = collapse_ws(self.abstract)
+        self._title_norm = normalize_title(self.title)
         if not self.title:
             raise RecordError("missing title")
         if self.arxiv_id is not None:
@@ -121,7 +128,7 @@ class PaperRecord:
 
     @property
     def title_norm(self) -> str:
-        return normalize_title(self.title)
+        return self._title_norm
 
     @property
     def id_kind(self) -> str:
@@ -135,15 +142,32 @@ class PaperRecord:
         return self.arxiv_id or self.external_id or title_id(self.title_norm)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("_title_norm", None)
+        return d
 
 
-# Fields a later import may fill in or overwrite; identity fields are handled apart.
-MERGE_FIELDS = (
+# Bibliographic fields: overwritten only by a source at least as authoritative as the
+# one that set them, otherwise only filled in when empty. Without this, re-importing a
+# listing page after an arXiv harvest would flip the abstract back and forth.
+BIBLIO_FIELDS = (
     "title", "abstract", "version", "authors", "categories", "published", "updated",
-    "listed_at", "doi", "journal_ref", "comments", "license", "code_url", "project_url",
-    "upvotes", "submitted_by", "num_comments",
+    "doi", "journal_ref", "comments", "license",
 )
+# Community fields: the latest source that reports them wins (upvotes change daily).
+COMMUNITY_FIELDS = ("listed_at", "code_url", "project_url", "upvotes", "submitted_by", "num_comments")
+MERGE_FIELDS = BIBLIO_FIELDS + COMMUNITY_FIELDS
+
+# How authoritative each source is for bibliographic fields (higher wins).
+SOURCE_RANK = {
+    "arxiv-snapshot": 3, "oai-pmh": 3, "arxiv-api": 3,
+    "hf-daily": 2, "beir": 2,
+    "listing": 1, "cs-abstracts": 1,
+}
+
+
+def source_rank(source: str) -> int:
+    return SOURCE_RANK.get(source, 1)
 
 
 def record_hash(values: dict) -> str:

@@ -54,6 +54,13 @@ class Settings:
     mail_rate_per_minute: int = 600
     digest_hour: int = 7  # local hour at which the worker sends digests
     digest_weekday: int = 0  # Monday, for weekly digests
+    digest_timezone: str = ""  # IANA zone for digest_hour/periods; empty = the machine's
+    digest_confirm_max_age: int = 3 * 24 * 3600  # seconds a confirmation link stays valid
+    digest_bounce_threshold: int = 3  # consecutive 5xx before a subscription is 'bounced'
+    mail_max_attempts: int = 6  # per message, transient failures (4xx, connection) included
+    mail_retry_base_seconds: float = 30.0  # backoff: base * 2**(attempt-1)
+    mail_retry_max_wait: float = 900.0  # a send run waits at most this long for retries
+    mail_unsubscribe_address: str = ""  # mailto: unsubscribe target; empty = mail_from's address
     # Harvesting
     contact_email: str = "admin@localhost"
     oai_base_url: str = "https://oaipmh.arxiv.org/oai"

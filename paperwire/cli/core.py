@@ -22,11 +22,18 @@ MAX_ERRORS_SHOWN = 20
               type=click.Choice(["auto", *FORMATS]), help="Force a format instead of detecting it.")
 @click.option("--strict", is_flag=True, help="Abort on the first bad record and write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--batch-size", default=2000, show_default=True, hidden=True, type=click.IntRange(1, 100000),
+              help="Records per transaction.")
 @pass_ctx
-def import_cmd(ctx, paths, fmt, strict, as_json):
-    """Import paper metadata files (arXiv snapshot JSONL/CSV, listing pages, BEIR, HF daily papers, ...)."""
+def import_cmd(ctx, paths, fmt, strict, as_json, batch_size):
+    """Import paper metadata files (arXiv snapshot JSONL/CSV, listing pages, BEIR, HF daily papers, ...).
+
+    Formats are detected from content. Bad records are reported with file and
+    line and skipped (or, with --strict, abort the import with nothing written).
+    Importing the same files again changes nothing.
+    """
     try:
-        report = import_files(ctx.conn, paths, fmt=fmt, strict=strict)
+        report = import_files(ctx.conn, paths, fmt=fmt, strict=strict, batch_size=batch_size)
     except UnreadableFile as exc:
         fail(str(exc))
     except StrictImportError as exc:

@@ -146,3 +146,6 @@ def import_files(
     finally:
         if bar is not None:
             bar.close()
+
+
+from paperwire.sources import oai_pmh  # noqa: E402,F401  registers the "oai-pmh" format

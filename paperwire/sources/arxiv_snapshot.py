@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -95,8 +96,7 @@ def record_from_snapshot(obj: dict) -> PaperRecord:
 
     authors_parsed = _literal(obj.get("authors_parsed"))
     if authors_parsed:
-        authors = [delatex(" ".join(p for p in (a[1], a[0], a[2] if len(a) > 2 else "") if p).strip())
-                   for a in authors_parsed]
+        authors = [_full_name(a) for a in authors_parsed]
     else:
         authors = [delatex(a) for a in _split_authors(obj.get("authors") or "")]
 
@@ -119,6 +119,14 @@ def record_from_snapshot(obj: dict) -> PaperRecord:
         comments=text("comments"),
         license=text("license"),
     )
+
+
+def _full_name(parts) -> str:
+    """``['Yuan', 'C. -P.', '']`` -> ``C.-P. Yuan`` (the snapshot splits hyphenated initials)."""
+    last, first = str(parts[0]).strip(), str(parts[1]).strip() if len(parts) > 1 else ""
+    suffix = str(parts[2]).strip() if len(parts) > 2 else ""
+    first = re.sub(r"\. -(?=\w)", ".-", first)
+    return delatex(" ".join(p for p in (first, last, suffix) if p))
 
 
 def _split_authors(raw: str) -> list[str]:

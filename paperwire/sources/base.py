@@ -47,6 +47,11 @@ def open_text(path: Path) -> io.TextIOBase:
 
 
 _MONTH_DAY_YEAR = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+# arXiv's own shape, "Mon, 2 Apr 2007 19:18:42 GMT": parsed without datetime (hot path).
+_RFC_GMT = re.compile(r"^[A-Z][a-z]{2}, (\d{1,2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}:\d{2}:\d{2}) GMT$")
+_MONTHS = {m: f"{i:02d}" for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def iso_date(value: str | None) -> str | None:
@@ -60,6 +65,13 @@ def iso_date(value: str | None) -> str | None:
     s = str(value).strip()
     if not s:
         return None
+    m = _RFC_GMT.match(s)
+    if m and m.group(2) in _MONTHS:
+        return f"{m.group(3)}-{_MONTHS[m.group(2)]}-{int(m.group(1)):02d}T{m.group(4)}Z"
+    if _ISO_DAY.match(s):
+        if not (1 <= int(s[5:7]) <= 12 and 1 <= int(s[8:10]) <= 31):
+            raise ValueError(f"unreadable date {s!r}")
+        return s + "T00:00:00Z"
     m = _MONTH_DAY_YEAR.match(s)
     if m:
         dt = datetime(int(m.group(3)), int(m.group(1)), int(m.group(2)), tzinfo=timezone.utc)

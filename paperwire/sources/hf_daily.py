@@ -89,7 +89,8 @@ def record_from_entry(entry: dict) -> PaperRecord:
     if isinstance(submitter, dict):
         submitter = submitter.get("name") or submitter.get("fullname")
     authors = [a.get("name", "") if isinstance(a, dict) else str(a) for a in paper.get("authors") or []]
-    listed = entry.get("publishedAt") if "paper" in entry else paper.get("submittedOnDailyAt")
+    # The day a daily list featured the paper; entry.publishedAt repeats the paper's date.
+    listed = paper.get("submittedOnDailyAt") or (entry.get("publishedAt") if "paper" in entry else None)
     upvotes = paper.get("upvotes")
     comments = entry.get("numComments")
     return PaperRecord(

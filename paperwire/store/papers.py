@@ -15,7 +15,7 @@ PAPER_COLUMNS = (
     "authors", "categories", "primary_category", "published", "updated", "listed_at",
     "feed_date", "doi", "journal_ref", "comments", "license", "abs_url", "pdf_url",
     "code_url", "project_url", "source", "first_seen", "upvotes", "submitted_by",
-    "num_comments", "content_hash", "record_hash", "rev",
+    "num_comments", "content_hash", "record_hash", "rev", "meta_rank",
 )
 _INSERT = f"INSERT INTO papers ({', '.join(PAPER_COLUMNS)}) VALUES ({', '.join('?' * len(PAPER_COLUMNS))})"
 _UPDATE_COLUMNS = tuple(c for c in PAPER_COLUMNS if c not in ("id", "first_seen", "source"))
@@ -94,7 +94,7 @@ def _write_children(conn: sqlite3.Connection, rows: list[dict], *, replace: bool
     authors, cats = [], []
     for r in rows:
         for pos, name in enumerate(json.loads(r["authors"])):
-            authors.append((r["id"], pos, name, normalize_title(name)))
+            authors.append((r["id"], pos, name, normalize_title(name)))  # same rule as titles
         for pos, cat in enumerate(json.loads(r["categories"])):
             cats.append((r["id"], pos, cat))
     conn.executemany("INSERT INTO paper_authors (paper, position, name, name_norm) VALUES (?,?,?,?)", authors)

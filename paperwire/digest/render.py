@@ -1,0 +1,141 @@
+"""Rendering mails: Jinja2 templates -> multipart/alternative (text + HTML) bytes.
+
+Everything user- or feed-supplied is escaped by Jinja2's autoescape in HTML (an
+abstract holding ``<script>`` shows as text) and HTML is styled inline (mail
+clients drop ``<style>`` blocks and never run scripts). Headers: Message-ID,
+Date, List-Id, List-Unsubscribe (https + mailto) and RFC 8058
+``List-Unsubscribe-Post: List-Unsubscribe=One-Click``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from paperwire.settings import Settings
+
+TEMPLATES = Path(__file__).parent / "templates"
+SNIPPET_CHARS = 300
+MAX_AUTHORS = 6
+_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@lru_cache(maxsize=1)
+def env() -> Environment:
+    """The shared Jinja2 environment (autoescape on for .html)."""
+    e = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
+                    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    e.filters["snippet"] = snippet
+    e.filters["authors"] = author_line
+    return e
+
+
+def snippet(text: str | None, limit: int = SNIPPET_CHARS) -> str:
+    """Whitespace-collapsed text cut at a word boundary with an ellipsis."""
+    text = _CTRL.sub("", re.sub(r"\s+", " ", text or "")).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.") + "\u2026"
+
+
+def author_line(authors: list[str]) -> str:
+    authors = [_CTRL.sub("", a) for a in authors or []]
+    if len(authors) > MAX_AUTHORS:
+        return ", ".join(authors[:MAX_AUTHORS]) + " et al."
+    return ", ".join(authors)
+
+
+def paper_url(settings: Settings, paper_id: str) -> str:
+    return f"{settings.base_url.rstrip('/')}/papers/{quote(paper_id, safe='/')}"
+
+
+def mail_domain(settings: Settings) -> str:
+    addr = parseaddr(settings.mail_from)[1]
+    if "@" in addr:
+        return addr.rsplit("@", 1)[1]
+    return urlsplit(settings.base_url).hostname or "localhost"
+
+
+def new_message_id(settings: Settings, tag: str) -> str:
+    """A globally unique Message-ID; ``tag`` makes it readable in logs."""
+    tag = re.sub(r"[^A-Za-z0-9.-]+", ".", tag).strip(".")
+    return f"<{tag}.{secrets.token_hex(8)}@{mail_domain(settings)}>"
+
+
+def _build(settings: Settings, *, to: str, subject: str, text: str, html: str, message_id: str,
+           links: dict, now: datetime | None) -> bytes:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = settings.mail_from
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime((now or datetime.now(timezone.utc)).astimezone(timezone.utc))
+    msg["Message-ID"] = message_id
+    msg["List-Id"] = f"paperwire digest <digest.{mail_domain(settings)}>"
+    msg["List-Unsubscribe"] = f"<{links['unsubscribe_url']}>, <{links['unsubscribe_mailto']}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    # quoted-printable keeps every line short and 7-bit: safe through any relay.
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return msg.as_bytes()
+
+
+def digest_subject(digest) -> str:
+    n = len(digest.paper_rowids)
+    label = "Daily" if digest.subscription["frequency"] == "daily" else "Weekly"
+    first = digest.sections[0].papers[0]["title"] if digest.sections else ""
+    first = snippet(first, 60)
+    return f"{label} papers: {first}" + (f" (+{n - 1} more)" if n > 1 else "")
+
+
+def digest_message(settings: Settings, digest, *, now: datetime | None = None,
+                   message_id: str | None = None) -> tuple[str, bytes]:
+    """``(Message-ID, RFC 5322 bytes)`` of a composed :class:`~paperwire.digest.compose.Digest`."""
+    from paperwire.digest.subscriptions import links as sub_links
+
+    sub = digest.subscription
+    links = sub_links(settings, sub)
+    message_id = message_id or new_message_id(settings, f"digest.{digest.period}.{sub['id']}")
+    sections = [{"title": s.title, "key": s.key,
+                 "papers": [{**p, "url": paper_url(settings, p["paper_id"])} for p in s.papers]}
+                for s in digest.sections]
+    ctx = {"sub": sub, "sections": sections, "links": links, "site": settings.base_url.rstrip("/"),
+           "period": digest.period, "count": len(digest.paper_rowids),
+           "label": "daily" if sub["frequency"] == "daily" else "weekly"}
+    text = env().get_template("digest.txt").render(ctx)
+    html = env().get_template("digest.html").render(ctx)
+    return message_id, _build(settings, to=sub["email"], subject=digest_subject(digest), text=text,
+                              html=html, message_id=message_id, links=links, now=now)
+
+
+def confirmation_message(settings: Settings, sub: dict, *, kind: str = "confirm",
+                         now: datetime | None = None) -> tuple[str, bytes]:
+    """The double opt-in mail (``kind="confirm"``) or, for an address that is already
+    subscribed, a notice with its manage link (``kind="notice"``)."""
+    from paperwire.digest.subscriptions import confirm_url, links as sub_links
+
+    links = sub_links(settings, sub)
+    ctx = {"sub": sub, "links": links, "site": settings.base_url.rstrip("/"), "kind": kind,
+           "confirm_url": confirm_url(settings, sub) if kind == "confirm" else "",
+           "hours": max(1, settings.digest_confirm_max_age // 3600)}
+    subject = "Confirm your paperwire digest" if kind == "confirm" else "Your paperwire digest subscription"
+    message_id = new_message_id(settings, f"{kind}.{sub['id']}")
+    text = env().get_template("confirm.txt").render(ctx)
+    html = env().get_template("confirm.html").render(ctx)
+    return message_id, _build(settings, to=sub["email"], subject=subject, text=text, html=html,
+                              message_id=message_id, links=links, now=now)
+
+
+def render_page(name: str, **ctx) -> str:
+    """A small standalone HTML page for the web routes (templates/page_*.html)."""
+    return env().get_template(name).render(**ctx)

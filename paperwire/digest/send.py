@@ -1,0 +1,531 @@
+"""The outbox: compose digests into the send ledger, then deliver them over SMTP.
+
+Ledger states (``digest_sends.state``)::
+
+    pending --(claimed, attempt counted)--> sending --(body written, final "." not yet)--> in_doubt
+    in_doubt --(250 after ".")--> sent
+    sending/in_doubt --(4xx / connection lost before ".")--> pending (retry later, backoff)
+    any --(5xx, or attempts exhausted)--> failed (papers released, reported)
+
+Exactly once per subscriber and period:
+
+* ``UNIQUE(subscription, period)``: a period's digest is composed once; the row holds
+  the exact bytes, the Message-ID and the paper list, committed (and the papers
+  reserved in ``digest_sent_papers``) before any SMTP traffic. A rerun never
+  recomposes a period that has a row; it resumes delivering the stored bytes.
+* SMTP hands responsibility for a message to the server only when the server
+  answers 250 to the final ``.`` of DATA (RFC 5321 4.1.1.4); a session that dies
+  before the ``.`` delivers nothing. So a row in ``pending`` or ``sending`` was
+  never delivered and is safe to resend after a crash.
+* Just before writing the ``.`` the row is committed as ``in_doubt``. A crash after
+  that point may or may not have delivered the mail and we cannot ask the server.
+  We choose at-most-once for this window: ``in_doubt`` rows are NOT resent
+  (``paperwire digest send --resend-in-doubt`` flips the choice for an operator who
+  prefers a possible duplicate). The window where this loses a mail is between the
+  commit and the kernel accepting 3 bytes ("."+CRLF) on an open socket: a process
+  killed after the write has still delivered (the kernel sends queued bytes on
+  close), so in practice only a kill inside that write, or a network loss at that
+  exact moment, loses a digest, and such rows are counted and reported, never
+  silent.
+* Only one process delivers a kind (digest / confirm) at a time: an exclusive
+  ``flock`` next to the database, released by the kernel when a process dies, so a
+  SIGKILLed run never blocks the next one.
+
+``PAPERWIRE_DIGEST_CRASH_AT=point[:n]`` kills the process with SIGKILL the n-th
+time it reaches ``point`` (composed, sending, data, in_doubt, dot, reply, sent): the
+crash tests use it to stop a real run at every step of the protocol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import smtplib
+import sqlite3
+import ssl
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Callable, Iterator
+
+from paperwire.digest import render
+from paperwire.digest.compose import ComposeCache, Digest, compose_digest
+from paperwire.digest.periods import period_key, utc_iso
+from paperwire.settings import Settings
+from paperwire.store import digest as sql
+from paperwire.store.db import transaction
+
+log = logging.getLogger("paperwire.digest")
+
+COMPOSE_BATCH = 50  # digests recorded per transaction
+MAX_BACKOFF = 3600.0
+
+
+class DigestBusy(RuntimeError):
+    """Another process is delivering the same kind of mail right now."""
+
+
+class SmtpConfigError(RuntimeError):
+    """The SMTP server refused our credentials or TLS: retrying will not help."""
+
+
+class _Transient(Exception):
+    pass
+
+
+class _Permanent(Exception):
+    pass
+
+
+class _InDoubt(Exception):
+    pass
+
+
+class _ConnectFailure(Exception):
+    pass
+
+
+@dataclass
+class RunReport:
+    """What a compose/deliver run did. Every due subscriber lands in exactly one bucket."""
+
+    frequency: str = ""
+    period: str = ""
+    composed: int = 0  # new ledger rows this run
+    empty: int = 0  # nothing new: no mail
+    sent: int = 0
+    retried: int = 0  # transient failures that will be / were retried
+    failed: list[dict] = field(default_factory=list)  # {recipient, period, error}
+    in_doubt: int = 0  # connection lost after the final "." this run (not resent)
+    deferred: int = 0  # still pending at the end (server unreachable, or retry not yet due)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.deferred and not self.in_doubt
+
+    def summary(self) -> str:
+        head = f"{self.frequency} {self.period}: " if self.period else ""
+        return (f"{head}{self.composed} composed, {self.empty} with nothing new, {self.sent} sent, "
+                f"{len(self.failed)} failed, {self.deferred} deferred, {self.in_doubt} in doubt")
+
+
+# ---------------------------------------------------------------- test hook
+
+class _CrashHook:
+    def __init__(self) -> None:
+        spec = os.environ.get("PAPERWIRE_DIGEST_CRASH_AT", "")
+        point, _, n = spec.partition(":")
+        self.point, self.n, self.count = point, int(n or 1), 0
+
+    def __call__(self, point: str) -> None:
+        if point == self.point:
+            self.count += 1
+            if self.count == self.n:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- locking, pacing
+
+@contextlib.contextmanager
+def delivery_lock(settings: Settings, kind: str, timeout: float = 0.0) -> Iterator[None]:
+    """Exclusive per-database, per-kind lock; :class:`DigestBusy` after ``timeout`` seconds."""
+    if str(settings.db_path) == ":memory:":
+        yield
+        return
+    import fcntl
+
+    path = Path(f"{settings.db_path}.{kind}-mail.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise DigestBusy(f"another process is sending {kind} mail for {settings.db_path}") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+class RateLimiter:
+    """At most ``per_minute`` messages a minute, evenly spaced (0 = unlimited)."""
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.interval = 60.0 / per_minute if per_minute and per_minute > 0 else 0.0
+        self.clock, self.sleep = clock, sleep
+        self.next_at: float | None = None
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        now = self.clock()
+        if self.next_at is not None and self.next_at > now:
+            self.sleep(self.next_at - now)
+            now = self.next_at
+        self.next_at = now + self.interval
+
+
+def backoff_seconds(settings: Settings, attempts: int) -> float:
+    """Delay before retry number ``attempts`` (1-based): base, 2x base, 4x base, ..."""
+    return min(settings.mail_retry_base_seconds * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
+
+
+# ---------------------------------------------------------------- SMTP
+
+def _quote_periods(data: bytes) -> bytes:
+    return re.sub(rb"(?m)^\.", b"..", data)
+
+
+class SmtpSession:
+    """One SMTP connection reused across messages, reopened when it drops."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.smtp: smtplib.SMTP | None = None
+        self.used = False  # sent at least one command since connecting
+
+    def ensure(self) -> None:
+        if self.smtp is not None:
+            return
+        s = self.settings
+        try:
+            if s.smtp_security == "tls":
+                client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout,
+                                          context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+            client.ehlo_or_helo_if_needed()
+            if s.smtp_security == "starttls":
+                client.starttls(context=ssl.create_default_context())
+                client.ehlo()
+            if s.smtp_user:
+                client.login(s.smtp_user, s.smtp_password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise SmtpConfigError(f"SMTP login as {s.smtp_user!r} refused: {exc.smtp_code} {exc.smtp_error!r}") from None
+        except (smtplib.SMTPNotSupportedError, ssl.SSLError) as exc:
+            raise SmtpConfigError(f"SMTP {s.smtp_security} with {s.smtp_host}:{s.smtp_port} failed: {exc}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise _ConnectFailure(f"cannot reach SMTP server {s.smtp_host}:{s.smtp_port}: {exc}") from None
+        self.smtp, self.used = client, False
+
+    def reset(self) -> None:
+        if self.smtp is not None:
+            with contextlib.suppress(Exception):
+                self.smtp.close()
+        self.smtp = None
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            with contextlib.suppress(Exception):
+                self.smtp.quit()
+        self.reset()
+
+    def _reject(self, code: int, resp: bytes, stage: str) -> None:
+        text = f"{code} {resp.decode('utf-8', 'replace')} (at {stage})"
+        if code == 421:
+            self.reset()
+        else:
+            with contextlib.suppress(Exception):
+                self.smtp.rset()
+        if 500 <= code < 600:
+            raise _Permanent(text)
+        raise _Transient(text)
+
+    def transact(self, sender: str, rcpt: str, data: bytes, *, before_dot: Callable[[], None],
+                 crash: Callable[[str], None]) -> None:
+        """One MAIL/RCPT/DATA transaction; ``before_dot`` runs before the final ``.``."""
+        for retry_stale in (True, False):
+            self.ensure()
+            fresh = not self.used
+            self.used = True
+            smtp = self.smtp
+            try:
+                code, resp = smtp.mail(sender)
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                self.reset()
+                if retry_stale and not fresh:  # an idle connection the server dropped
+                    continue
+                raise _Transient(f"connection lost: {exc}") from None
+            break
+        try:
+            if code != 250:
+                self._reject(code, resp, "MAIL FROM")
+            code, resp = smtp.rcpt(rcpt)
+            if code not in (250, 251):
+                self._reject(code, resp, "RCPT TO")
+            code, resp = smtp.docmd("DATA")
+            if code != 354:
+                self._reject(code, resp, "DATA")
+            body = _quote_periods(data)
+            if not body.endswith(b"\r\n"):
+                body += b"\r\n"
+            smtp.send(body)
+            crash("data")
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.reset()
+            raise _Transient(f"connection lost before end of data: {exc}") from None
+        before_dot()
+        try:
+            smtp.send(b".\r\n")
+            crash("dot")
+            code, resp = smtp.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.reset()
+            raise _InDoubt(f"connection lost after end of data: {exc}") from None
+        if code != 250:
+            self._reject(code, resp, "end of data")
+
+
+# ---------------------------------------------------------------- compose phase
+
+def compose_period(conn: sqlite3.Connection, settings: Settings, frequency: str, *, now: datetime,
+                   report: RunReport, crash: Callable[[str], None] | None = None) -> None:
+    """Record (state ``pending``) the digest of every due subscriber for the period of ``now``."""
+    crash = crash or _CrashHook()
+    period = period_key(frequency, now, settings.digest_timezone)
+    report.frequency, report.period = frequency, period
+    cache = ComposeCache()
+    batch: list[tuple[Digest, str, bytes]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        ts = utc_iso()
+        with transaction(conn):
+            for digest, msg_id, data in batch:
+                sub = digest.subscription
+                sid = sql.insert_send(conn, subscription=sub["id"], kind="digest", period=period,
+                                      recipient=sub["email"], message_id=msg_id,
+                                      papers=digest.paper_rowids, message=data, now=ts)
+                report.composed += sid is not None
+        batch.clear()
+        crash("composed")
+
+    for sub in sql.iter_due_subscriptions(conn, frequency, period):
+        digest = compose_digest(conn, settings, sub, period=period, now=now, cache=cache)
+        if digest.empty:
+            report.empty += 1
+            continue
+        msg_id, data = render.digest_message(settings, digest)
+        batch.append((digest, msg_id, data))
+        if len(batch) >= COMPOSE_BATCH:
+            flush()
+    flush()
+    report.notes.extend(sorted(cache.notes))
+
+
+# ---------------------------------------------------------------- deliver phase
+
+def _iso_in(seconds: float) -> str:
+    return utc_iso(datetime.now(timezone.utc) + timedelta(seconds=seconds))
+
+
+def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "digest", *,
+                report: RunReport | None = None, wait_for_retries: bool = True,
+                resend_in_doubt: bool = False, lock_timeout: float = 0.0, locked: bool = False,
+                sleep: Callable[[float], None] = time.sleep) -> RunReport:
+    """Deliver every due ledger row of ``kind`` over one reused SMTP connection.
+
+    Transient failures (4xx, connection refused/lost) are retried with exponential
+    backoff (``mail_retry_base_seconds``), waiting up to ``mail_retry_max_wait`` when
+    ``wait_for_retries``; rows still pending after that are reported as deferred and
+    the next run or worker tick picks them up. 5xx and exhausted retries are
+    recorded as ``failed`` and reported.
+    """
+    report = report or RunReport()
+    if not locked:
+        with delivery_lock(settings, kind, lock_timeout):
+            return deliver_due(conn, settings, kind, report=report, wait_for_retries=wait_for_retries,
+                               resend_in_doubt=resend_in_doubt, locked=True, sleep=sleep)
+    crash = _CrashHook()
+    if resend_in_doubt:
+        conn.execute("UPDATE digest_sends SET state='pending', next_attempt_at=NULL WHERE kind=? "
+                     "AND state='in_doubt'", (kind,))
+    session = SmtpSession(settings)
+    limiter = RateLimiter(settings.mail_rate_per_minute, sleep=sleep)
+    sender = parseaddr(settings.mail_from)[1]
+    started = time.monotonic()
+    connect_failures = 0
+    try:
+        while True:
+            rows = sql.due_sends(conn, kind, utc_iso(), limit=200)
+            if not rows:
+                wait = _seconds_until(sql.next_retry_at(conn, kind))
+                if (wait is None or not wait_for_retries
+                        or time.monotonic() - started + wait > settings.mail_retry_max_wait):
+                    break
+                sleep(max(wait, 0.0) + 0.01)
+                continue
+            for row in rows:
+                if not _still_wanted(conn, row):
+                    with transaction(conn):
+                        sql.mark_send(conn, row["id"], "failed", utc_iso(), error="cancelled before delivery")
+                        sql.release_papers(conn, row["id"])
+                    continue
+                try:
+                    session.ensure()
+                except _ConnectFailure as exc:
+                    connect_failures += 1
+                    delay = backoff_seconds(settings, connect_failures)
+                    log.warning("%s; retry in %.1fs", exc, delay)
+                    report.notes.append(str(exc))
+                    elapsed = time.monotonic() - started
+                    if (connect_failures >= settings.mail_max_attempts or not wait_for_retries
+                            or elapsed + delay > settings.mail_retry_max_wait):
+                        return report
+                    sleep(delay)
+                    break  # re-read due rows after the pause
+                connect_failures = 0
+                limiter.wait()
+                _deliver_one(conn, settings, session, row, sender, report, crash)
+    finally:
+        session.close()
+        report.deferred = conn.execute(
+            "SELECT COUNT(*) FROM digest_sends WHERE kind=? AND state IN ('pending', 'sending')", (kind,)
+        ).fetchone()[0]
+    return report
+
+
+def _seconds_until(iso: str | None) -> float | None:
+    if iso is None:
+        return None
+    at = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return (at - datetime.now(timezone.utc)).total_seconds()
+
+
+def _still_wanted(conn: sqlite3.Connection, row: dict) -> bool:
+    sub = sql.get_subscription(conn, row["subscription"])
+    if sub is None:
+        return False
+    if row["kind"] == "digest":
+        return sub["status"] == "active"
+    return sub["status"] in ("pending", "active")
+
+
+def _deliver_one(conn, settings: Settings, session: SmtpSession, row: dict, sender: str,
+                 report: RunReport, crash) -> None:
+    send_id = row["id"]
+    with transaction(conn):
+        sql.mark_send(conn, send_id, "sending", utc_iso(), bump_attempts=True)
+    crash("sending")
+    attempts = row["attempts"] + 1
+
+    def before_dot() -> None:
+        with transaction(conn):
+            sql.mark_send(conn, send_id, "in_doubt", utc_iso())
+        crash("in_doubt")
+
+    try:
+        session.transact(sender, row["recipient"], row["message"], before_dot=before_dot, crash=crash)
+    except _Transient as exc:
+        if attempts >= settings.mail_max_attempts:
+            _fail(conn, row, f"gave up after {attempts} attempts: {exc}", report)
+        else:
+            delay = backoff_seconds(settings, attempts)
+            with transaction(conn):
+                sql.mark_send(conn, send_id, "pending", utc_iso(), error=str(exc), next_attempt_at=_iso_in(delay))
+            report.retried += 1
+            log.info("temporary failure for %s (%s); retry in %.1fs", row["recipient"], exc, delay)
+        return
+    except _Permanent as exc:
+        _fail(conn, row, str(exc), report, permanent=True, settings=settings)
+        return
+    except _InDoubt as exc:
+        with transaction(conn):
+            sql.mark_send(conn, send_id, "in_doubt", utc_iso(), error=str(exc))
+        report.in_doubt += 1
+        log.warning("%s: %s; not resent (see --resend-in-doubt)", row["recipient"], exc)
+        return
+    crash("reply")
+    with transaction(conn):
+        sql.mark_send(conn, send_id, "sent", utc_iso(), sent=True)
+        sql.reset_permanent_failures(conn, row["subscription"])
+    report.sent += 1
+    crash("sent")
+
+
+def _fail(conn, row: dict, error: str, report: RunReport, *, permanent: bool = False,
+          settings: Settings | None = None) -> None:
+    with transaction(conn):
+        sql.mark_send(conn, row["id"], "failed", utc_iso(), error=error)
+        # Never delivered: its papers may go out in a later digest.
+        sql.release_papers(conn, row["id"])
+        if permanent and row["kind"] == "digest" and settings is not None:
+            if sql.record_permanent_failure(conn, row["subscription"], settings.digest_bounce_threshold, utc_iso()):
+                error += f" (subscription marked bounced after {settings.digest_bounce_threshold} failures)"
+    report.failed.append({"recipient": row["recipient"], "period": row["period"], "error": error})
+    log.error("could not deliver to %s: %s", row["recipient"], error)
+
+
+# ---------------------------------------------------------------- entry points
+
+def run_digests(conn: sqlite3.Connection, settings: Settings, frequency: str, *, now: datetime | None = None,
+                deliver: bool = True, wait_for_retries: bool = True, resend_in_doubt: bool = False,
+                lock_timeout: float = 0.0) -> RunReport:
+    """Compose the period's digests for ``frequency`` (daily/weekly) and deliver them.
+
+    Safe to run from cron as often as wanted: each subscriber gets one digest per
+    period; a killed run is finished by the next one.
+    """
+    now = now or datetime.now(timezone.utc)
+    report = RunReport(frequency=frequency)
+    with delivery_lock(settings, "digest", lock_timeout):
+        compose_period(conn, settings, frequency, now=now, report=report)
+        if deliver:
+            deliver_due(conn, settings, "digest", report=report, wait_for_retries=wait_for_retries,
+                        resend_in_doubt=resend_in_doubt, locked=True)
+    return report
+
+
+def deliver_confirmations(conn: sqlite3.Connection, settings: Settings, *, lock_timeout: float = 10.0,
+                          wait_for_retries: bool = False) -> RunReport:
+    """Send queued confirmation/notice mails now (web form, CLI subscribe)."""
+    return deliver_due(conn, settings, "confirm", lock_timeout=lock_timeout, wait_for_retries=wait_for_retries)
+
+
+def preview(conn: sqlite3.Connection, settings: Settings, email: str, *, frequency: str | None = None,
+            now: datetime | None = None) -> tuple[Digest, str | None, bytes | None]:
+    """What ``email`` would get now, without recording anything: ``(digest, msg_id, bytes)``;
+    the bytes are None when there is nothing new (no mail would be sent)."""
+    from paperwire.digest.subscriptions import SubscriptionError, normalize_email
+
+    sub = sql.get_subscription_by_email(conn, normalize_email(email))
+    if sub is None:
+        raise SubscriptionError(f"no subscription for {email}")
+    if frequency:
+        sub = {**sub, "frequency": frequency}
+    now = now or datetime.now(timezone.utc)
+    period = period_key(sub["frequency"], now, settings.digest_timezone)
+    digest = compose_digest(conn, settings, sub, period=period, now=now)
+    if digest.empty:
+        return digest, None, None
+    msg_id, data = render.digest_message(settings, digest)
+    return digest, msg_id, data
+
+
+def ledger_summary(conn: sqlite3.Connection, period: str | None = None) -> dict:
+    """Counts by state, for ``paperwire digest list`` and monitoring."""
+    return sql.send_counts(conn, period)
+
+
+def paper_list(row: dict) -> list[int]:
+    return json.loads(row["papers"])

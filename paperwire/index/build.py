@@ -1,0 +1,169 @@
+"""``update_index``: bring the search indexes up to date with the store, incrementally.
+
+Three steps, each resumable:
+
+1. lexical: papers written since the last indexed store revision are (re)indexed in
+   FTS5 if their indexed text (title, abstract, authors, categories) changed;
+2. embeddings: papers whose ``content_hash`` has no cached vector for the model are
+   embedded (the cache is keyed by content hash, so unchanged text is never embedded
+   twice, even across databases rebuilt from the same data);
+3. similar papers: papers whose neighbour list is missing or was computed for other
+   text get a fresh top-k list, and are inserted into their neighbours' lists.
+
+Every batch is its own transaction and the "done up to revision R" marks move only
+after a step finishes, so a run killed at any point (SIGKILL included) is resumed by
+simply running it again; work already committed is skipped by the hash checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import sys
+import time
+
+import numpy as np
+
+from paperwire.index.lexical import doc_fields
+from paperwire.store import embeddings as emb_store
+from paperwire.store import search as sql
+from paperwire.store.db import transaction
+
+LEX_BATCH = 2000
+EMBED_BATCH = 256
+SIMILAR_K = 20  # neighbours kept per paper
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="paper", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def _lex_hash(fields: tuple[str, str, str, str]) -> str:
+    return hashlib.sha1("\x1f".join(fields).encode()).hexdigest()
+
+
+def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
+    """Index new and changed papers in FTS5. Returns counts."""
+    since = int(sql.get_state(conn, "lexical_rev", "0"))
+    upto = sql.store_rev(conn)
+    stats = {"scanned": 0, "indexed": 0, "removed": 0}
+    if upto > since:
+        bar = _progress(sql.count_changed_between(conn, since, upto), "lexical", progress)
+        after = 0
+        while True:
+            rows = sql.papers_changed_between(conn, since, upto, after, LEX_BATCH)
+            if not rows:
+                break
+            after = rows[-1]["id"]
+            have = sql.indexed_hashes(conn, [r["id"] for r in rows])
+            docs = []
+            for r in rows:
+                fields = doc_fields(r["title"], r["abstract"], r["authors"], r["categories"])
+                lh = _lex_hash(fields)
+                if have.get(r["id"], (None, None))[1] != lh:
+                    docs.append((r["id"], *fields, r["content_hash"], lh))
+            with transaction(conn):
+                stats["indexed"] += sql.write_lexical(conn, docs)
+            stats["scanned"] += len(rows)
+            if bar:
+                bar.update(len(rows))
+        if bar:
+            bar.close()
+    if sql.count_indexed(conn) > conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0]:
+        gone = sql.orphan_docs(conn)
+        with transaction(conn):
+            sql.delete_docs(conn, gone)
+        stats["removed"] = len(gone)
+    if stats["indexed"] > 5 * LEX_BATCH:
+        sql.optimize_lexical(conn)
+    if upto > since:
+        with transaction(conn):
+            sql.set_state(conn, "lexical_rev", upto)
+    return stats
+
+
+def update_embeddings(conn: sqlite3.Connection, embedder, *, progress: bool = False) -> dict:
+    """Embed papers whose current text has no cached vector for this embedder."""
+    from paperwire.index.embeddings import paper_text
+
+    model = embedder.name
+    key = f"embed_rev:{model}"
+    since = int(sql.get_state(conn, key, "0"))
+    upto = sql.store_rev(conn)
+    stats = {"embedded": 0, "cached": 0}
+    if upto <= since:
+        return stats
+    # Candidate papers: written since the last run; of those, texts not in the cache.
+    todo: dict[str, tuple[str, str]] = {}
+    after = 0
+    while True:
+        rows = sql.papers_changed_between(conn, since, upto, after, 5000)
+        if not rows:
+            break
+        after = rows[-1]["id"]
+        missing = set(emb_store.missing_hashes(conn, model, [r["content_hash"] for r in rows]))
+        for r in rows:
+            h = r["content_hash"]
+            if h in missing and h not in todo:
+                todo[h] = (r["title"], r["abstract"])
+            elif h not in missing:
+                stats["cached"] += 1
+    bar = _progress(len(todo), f"embed {model}", progress)
+    items = list(todo.items())
+    for i in range(0, len(items), EMBED_BATCH):
+        part = items[i : i + EMBED_BATCH]
+        vecs = embedder.encode([paper_text(t, a) for _, (t, a) in part])
+        emb_store.put_embeddings(conn, model, [h for h, _ in part], vecs)
+        stats["embedded"] += len(part)
+        if bar:
+            bar.update(len(part))
+    if bar:
+        bar.close()
+    with transaction(conn):
+        sql.set_state(conn, key, upto)
+    return stats
+
+
+def update_similar(conn: sqlite3.Connection, model: str, *, progress: bool = False, k: int = SIMILAR_K) -> dict:
+    """Compute neighbour lists for papers lacking a current one (see :mod:`similar`)."""
+    from paperwire.index.similar import refresh_similar
+
+    return refresh_similar(conn, model, progress=progress, k=k)
+
+
+def update_index(conn: sqlite3.Connection, *, embedder=None, progress: bool = False, semantic: bool = True) -> dict:
+    """Bring lexical index, embeddings and similar-paper lists up to date.
+
+    ``embedder``: an Embedder, a backend name, or None for the default ("auto");
+    ``semantic=False`` (or no embedding backend installed) builds the lexical index
+    only -- search then runs lexically and says so in ``SearchResults.notes``.
+    Returns a dict of what was done, including ``notes``.
+    """
+    from paperwire.index.semantic import resolve_embedder
+
+    t0 = time.perf_counter()
+    report: dict = {"notes": []}
+    report["lexical"] = update_lexical(conn, progress=progress)
+    emb = None
+    if semantic:
+        if embedder is None or isinstance(embedder, str):
+            from paperwire.index.embeddings import EmbedderUnavailable, get_embedder
+
+            try:
+                emb = get_embedder(embedder or "auto")
+            except EmbedderUnavailable as exc:
+                report["notes"].append(f"semantic index skipped: {exc}")
+        else:
+            emb = embedder
+    if emb is not None:
+        report["model"] = emb.name
+        report["embeddings"] = update_embeddings(conn, emb, progress=progress)
+        with transaction(conn):
+            sql.set_state(conn, "model", emb.name)
+        report["similar"] = update_similar(conn, emb.name, progress=progress)
+    report["seconds"] = round(time.perf_counter() - t0, 3)
+    return report

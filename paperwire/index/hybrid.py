@@ -1,0 +1,76 @@
+"""Fusing lexical (BM25) and semantic (cosine) result lists.
+
+Default: weighted score fusion. Each list's scores are scaled to [0, 1] by the best
+score in that list (BM25 by its max, cosine by min-max over the candidate pool); every
+candidate gets its exact cosine (vectors are in memory) and its BM25 (0 when it did
+not match lexically), and the fused score is ``alpha * lex + (1 - alpha) * sem``.
+Reciprocal rank fusion is kept for comparison. Parameters were tuned on SciFact
+*train* only (bench/search_tune.py, docs/bench/search.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    method: str = "linear"   # "linear" | "rrf"
+    alpha: float = 0.5       # weight of the lexical side (linear)
+    rrf_k: int = 60          # RRF constant
+    pool: int = 100          # candidates taken from each side
+
+
+DEFAULT_FUSION = FusionParams()
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    if len(x) == 0:
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo < 1e-9:
+        return np.ones_like(x)
+    return (x - lo) / (hi - lo)
+
+
+def fuse(
+    lexical: list[tuple[int, float]],
+    semantic: list[tuple[int, float]],
+    params: FusionParams = DEFAULT_FUSION,
+    *,
+    cosine_of=None,
+) -> list[tuple[int, float]]:
+    """Fused (rowid, score) best first.
+
+    ``cosine_of(rowids) -> dict[rowid, cosine]`` fills in the semantic score of lexical
+    candidates that the semantic list did not return (linear method).
+    """
+    if params.method == "rrf":
+        scores: dict[int, float] = {}
+        for w, lst in ((params.alpha, lexical), (1.0 - params.alpha, semantic)):
+            for rank, (r, _) in enumerate(lst):
+                scores[r] = scores.get(r, 0.0) + w / (params.rrf_k + rank + 1)
+        return sorted(scores.items(), key=lambda t: (-t[1], t[0]))
+
+    lex = dict(lexical)
+    sem = dict(semantic)
+    cand = list(dict.fromkeys([r for r, _ in lexical] + [r for r, _ in semantic]))
+    if not cand:
+        return []
+    missing = [r for r in cand if r not in sem]
+    if missing and cosine_of is not None:
+        sem.update(cosine_of(missing))
+    lmax = max(lex.values()) if lex else 1.0
+    lvec = np.array([lex.get(r, 0.0) / (lmax or 1.0) for r in cand], np.float64)
+    svals = np.array([sem.get(r, np.nan) for r in cand], np.float64)
+    if np.isnan(svals).all():
+        svec = np.zeros(len(cand))
+    else:
+        floor = np.nanmin(svals)
+        svals = np.where(np.isnan(svals), floor, svals)
+        svec = _minmax(svals)
+    fused = params.alpha * lvec + (1.0 - params.alpha) * svec
+    order = np.argsort(-fused, kind="stable")
+    return [(cand[i], float(fused[i])) for i in order]

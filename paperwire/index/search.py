@@ -1,0 +1,292 @@
+"""The search API used by the CLI, the web app and digests.
+
+``search(conn, query, ...)`` parses the query (:mod:`paperwire.index.query`), runs the
+lexical (FTS5 BM25) and/or semantic (embedding) side, fuses them, applies filters,
+sorting and pagination and returns highlighted hits. ``similar(conn, paper_id)`` reads
+the precomputed neighbour list (falling back to live vectors, then to lexical
+"more like this"). Both are safe to call per request in a long-running process: the
+embedder and the in-memory vectors are cached per database file and refreshed when
+the store changes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+from paperwire.index.hybrid import DEFAULT_FUSION, FusionParams, fuse
+from paperwire.index.lexical import DEFAULT_WEIGHTS, highlight, lexical_search, more_like_this
+from paperwire.index.query import MAX_QUERY_CHARS, ParsedQuery, QueryError, fts_expression, parse_query, tokens
+from paperwire.store import papers as papers_sql
+from paperwire.store import search as sql
+
+__all__ = ["Hit", "SearchResults", "QueryError", "search", "similar", "MODES", "SORTS"]
+
+MODES = ("hybrid", "lexical", "semantic")
+SORTS = ("relevance", "date", "votes")
+MAX_LIMIT = 100
+MAX_DEPTH = 1000  # offset + limit: deeper pages are not useful and cost time
+COUNT_CAP = 10_000
+
+
+@dataclass
+class Hit:
+    """One result. ``snippet`` and ``title_html`` are HTML-safe (escaped, ``<mark>`` added)."""
+
+    paper_id: str
+    rowid: int
+    score: float
+    title: str
+    snippet: str
+    paper: dict = field(default_factory=dict)
+    title_html: str = ""
+
+    def to_dict(self, *, with_paper: bool = False) -> dict:
+        d = asdict(self)
+        d["id"] = self.paper_id
+        if not with_paper:
+            d.pop("paper")
+        return d
+
+
+@dataclass
+class SearchResults:
+    hits: list[Hit]
+    total: int              # matches available (lexical count capped at COUNT_CAP)
+    mode: str               # the mode actually used
+    notes: list[str]
+    query: str
+    offset: int = 0
+    limit: int = 20
+    sort: str = "relevance"
+
+    def to_dict(self, *, with_paper: bool = False) -> dict:
+        return {
+            "query": self.query, "mode": self.mode, "total": self.total, "offset": self.offset,
+            "limit": self.limit, "sort": self.sort, "notes": list(self.notes),
+            "hits": [h.to_dict(with_paper=with_paper) for h in self.hits],
+        }
+
+
+def _as_list(v) -> list[str]:
+    if v is None or v == "":
+        return []
+    if isinstance(v, (list, tuple, set)):
+        return [str(x) for x in v if str(x).strip()]
+    return [str(v)]
+
+
+def _apply_filters(pq: ParsedQuery, filters: dict) -> None:
+    """Merge keyword filters (web form fields) into a parsed query via the query syntax."""
+    parts = []
+    for a in _as_list(filters.pop("author", None)) + _as_list(filters.pop("authors", None)):
+        parts.append(f'author:"{a.replace(chr(34), " ")}"')
+    for c in _as_list(filters.pop("category", None)) + _as_list(filters.pop("cat", None)) + _as_list(filters.pop("categories", None)):
+        parts.append(f"cat:{c.strip()}")
+    for key in ("year", "after", "before"):
+        v = filters.pop(key, None)
+        if v not in (None, ""):
+            parts.append(f"{key}:{str(v).strip()}")
+    if filters:
+        raise QueryError(f"Unknown search filter(s): {', '.join(sorted(filters))}.")
+    if parts:
+        extra = parse_query(" ".join(parts), max_chars=10_000)
+        pq.authors += extra.authors
+        pq.categories += extra.categories
+        for attr, pick in (("date_from", max), ("date_to", min)):
+            a, b = getattr(pq, attr), getattr(extra, attr)
+            setattr(pq, attr, b if a is None else (a if b is None else pick(a, b)))
+        if pq.date_from and pq.date_to and pq.date_from >= pq.date_to:
+            raise QueryError(f"The date range is empty (from {pq.date_from} to before {pq.date_to}).")
+
+
+def _check_paging(limit, offset) -> tuple[int, int]:
+    try:
+        limit, offset = int(limit), int(offset)
+    except (TypeError, ValueError):
+        raise QueryError("limit and offset must be whole numbers.") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"limit must be between 1 and {MAX_LIMIT}.")
+    if offset < 0:
+        raise QueryError("offset cannot be negative.")
+    if offset + limit > MAX_DEPTH:
+        raise QueryError(f"Results are available up to position {MAX_DEPTH}; refine the query.")
+    return limit, offset
+
+
+def search(
+    conn: sqlite3.Connection,
+    query: str,
+    *,
+    mode: str = "hybrid",
+    limit: int = 20,
+    offset: int = 0,
+    sort: str = "relevance",
+    embedder=None,
+    fusion: FusionParams | None = None,
+    weights: Sequence[float] | None = None,
+    with_snippets: bool = True,
+    **filters,
+) -> SearchResults:
+    """Search papers. Filters: ``author``, ``category``, ``year``, ``after``, ``before``
+    (same meaning as the query operators). Raises :class:`QueryError` for bad input;
+    never raises on FTS syntax. Semantic/hybrid without an embedding backend or vectors
+    runs lexically and says why in ``notes``."""
+    if mode not in MODES:
+        raise QueryError(f"Unknown search mode {mode!r}: use one of {', '.join(MODES)}.")
+    if sort not in SORTS:
+        raise QueryError(f"Unknown sort {sort!r}: use one of {', '.join(SORTS)}.")
+    limit, offset = _check_paging(limit, offset)
+    pq = parse_query(query)
+    _apply_filters(pq, dict(filters))
+    fusion = fusion or DEFAULT_FUSION
+    weights = tuple(weights or DEFAULT_WEIGHTS)
+    notes: list[str] = []
+    need = offset + limit
+
+    if not pq.has_text:
+        # Filters only (author:/cat:/dates): newest (or most voted) first.
+        ids, total = sql.filtered_recent(
+            conn, authors=pq.authors, categories=pq.categories, published_from=pq.date_from,
+            published_to=pq.date_to, order="votes" if sort == "votes" else "date", limit=limit, offset=offset,
+        )
+        if sort == "relevance":
+            notes.append("no search words: newest first")
+        ranked = [(r, 0.0) for r in ids]
+        return _results(conn, ranked, total, "lexical", notes, pq, offset, limit, sort, paged=True, with_snippets=with_snippets)
+
+    used = mode
+    view = emb = None
+    if mode in ("hybrid", "semantic"):
+        from paperwire.index.semantic import get_view, resolve_embedder
+
+        emb, note = resolve_embedder(conn, embedder)
+        if emb is not None:
+            view = get_view(conn, emb.name)
+            if len(view) == 0:
+                note = "semantic search unavailable: no vectors yet (run `paperwire index`)"
+                view = None
+        if view is None:
+            notes.append(note or "semantic search unavailable")
+            notes.append("showing lexical results")
+            used = "lexical"
+
+    pool = max(need, fusion.pool if used == "hybrid" else need)
+    if sort != "relevance":
+        pool = max(pool, 200)
+    lex: list[tuple[int, float]] = []
+    if used in ("lexical", "hybrid") or (used == "semantic" and (pq.phrases or pq.excluded)):
+        lex = lexical_search(conn, pq, limit=pool if used != "semantic" else MAX_DEPTH * 5, weights=weights)
+    sem: list[tuple[int, float]] = []
+    if view is not None:
+        qvec = emb.encode([pq.text or " ".join(pq.words)])[0]
+        restrict = None
+        if pq.phrases or pq.excluded:
+            # Phrases and exclusions are hard constraints: only lexical matches qualify.
+            restrict = {r for r, _ in lex} if used == "semantic" else {r for r, _ in lexical_search(conn, pq, limit=MAX_DEPTH * 5, weights=weights)}
+        want = pool * (8 if (pq.has_filters or restrict is not None) else 1)
+        sem = view.top(qvec, min(want, max(len(view), 1)))
+        if restrict is not None:
+            sem = [t for t in sem if t[0] in restrict]
+        if pq.has_filters and sem:
+            keep = sql.filter_rowids(conn, [r for r, _ in sem], authors=pq.authors, categories=pq.categories,
+                                     published_from=pq.date_from, published_to=pq.date_to)
+            sem = [t for t in sem if t[0] in keep]
+        sem = sem[:pool]
+
+    if used == "lexical":
+        ranked = lex
+    elif used == "semantic":
+        ranked = sem
+    else:
+        def cosine_of(rowids):
+            import numpy as np
+
+            found, vecs = view.vectors_for(rowids)
+            if not found:
+                return {}
+            return dict(zip(found, (vecs @ qvec).tolist()))
+
+        ranked = fuse(lex, sem, fusion, cosine_of=cosine_of)
+
+    total = len(ranked)
+    if used in ("lexical", "hybrid") and len(lex) >= pool:
+        expr = fts_expression(pq)
+        if expr and not (pq.date_from or pq.date_to):
+            try:
+                total = max(total, sql.lexical_count(conn, expr, COUNT_CAP))
+            except sqlite3.OperationalError:
+                pass
+    return _results(conn, ranked, total, used, notes, pq, offset, limit, sort, with_snippets=with_snippets)
+
+
+def _results(conn, ranked, total, used, notes, pq, offset, limit, sort, *, paged=False, with_snippets=True) -> SearchResults:
+    """Drop hidden papers, sort, take the page, fetch rows, build snippets."""
+    if not paged:
+        meta = sql.paper_meta(conn, [r for r, _ in ranked])
+        visible = [(r, s) for r, s in ranked if r in meta and not meta[r][0]]
+        total -= len(ranked) - len(visible)
+        if sort == "date":
+            visible.sort(key=lambda t: (meta[t[0]][1] or "", t[1]), reverse=True)
+        elif sort == "votes":
+            visible.sort(key=lambda t: (meta[t[0]][2], t[1]), reverse=True)
+        page = visible[offset : offset + limit]
+    else:
+        page = ranked
+    rows = papers_sql.get_papers_by_rowid(conn, [r for r, _ in page])
+    terms = pq.highlight_terms()
+    hits = []
+    for r, s in page:
+        p = rows.get(r)
+        if p is None:
+            continue
+        hits.append(Hit(
+            paper_id=p["paper_id"], rowid=r, score=round(float(s), 6), title=p["title"],
+            snippet=highlight(p["abstract"], terms) if with_snippets else "",
+            paper=p, title_html=highlight(p["title"], terms, max_words=1000) if with_snippets else "",
+        ))
+    return SearchResults(hits=hits, total=max(total, len(hits)), mode=used, notes=notes, query=pq.raw,
+                         offset=offset, limit=limit, sort=sort)
+
+
+def similar(conn: sqlite3.Connection, paper_id: str, *, limit: int = 10) -> list[Hit]:
+    """Papers similar to ``paper_id`` (public id, arXiv id or alias), best first.
+
+    Uses the neighbour list computed by ``update_index``; if it is missing or too short,
+    the live vectors; without vectors, a lexical "more like this" over title + abstract.
+    Raises KeyError for an unknown paper.
+    """
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    paper = papers_sql.get_paper(conn, paper_id)
+    if paper is None:
+        raise KeyError(f"no paper with id {paper_id!r}")
+    rowid = paper["id"]
+    model = sql.get_state(conn, "model")
+    ranked: list[tuple[int, float]] = []
+    stored = sql.get_similar(conn, rowid)
+    if stored and stored[0] == paper["content_hash"] and len(stored[2]) >= limit:
+        ranked = [(int(r), float(s)) for r, s in stored[2]]
+    elif model:
+        from paperwire.index.semantic import get_view
+
+        view = get_view(conn, model)
+        if len(view) > 1:
+            found, vecs = view.vectors_for([rowid])
+            if not found:
+                from paperwire.store import embeddings as emb_store
+
+                got = emb_store.get_embeddings(conn, model, [paper["content_hash"]])
+                vecs = [got[paper["content_hash"]]] if got else []
+            if len(vecs):
+                ranked = view.top(vecs[0], limit + 5, exclude=rowid)
+    if not ranked:
+        ranked = [(r, s) for r, s in more_like_this(conn, paper["title"], paper["abstract"], limit=limit + 5) if r != rowid]
+    meta = sql.paper_meta(conn, [r for r, _ in ranked])
+    ranked = [(r, s) for r, s in ranked if r in meta and not meta[r][0] and r != rowid][:limit]
+    rows = papers_sql.get_papers_by_rowid(conn, [r for r, _ in ranked])
+    return [
+        Hit(paper_id=rows[r]["paper_id"], rowid=r, score=round(float(s), 6), title=rows[r]["title"],
+            snippet=highlight(rows[r]["abstract"], []), paper=rows[r], title_html=highlight(rows[r]["title"], [], max_words=1000))
+        for r, s in ranked if r in rows
+    ]

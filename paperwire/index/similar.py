@@ -1,0 +1,85 @@
+"""Similar papers: per-paper top-k neighbour lists, computed at index time.
+
+New or re-texted papers get an exact top-k list against every visible paper's vector;
+then each new paper is offered to its neighbours' lists ("symmetric insertion"), so
+older papers see newer related work without recomputing the whole corpus. Lists are
+stored in ``search_similar`` (one JSON row per paper) so a lookup is one primary-key
+read. Without vectors, :func:`paperwire.index.search.similar` falls back to a lexical
+"more like this" query.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+
+import numpy as np
+
+from paperwire.store import search as sql
+from paperwire.store.db import transaction
+
+BATCH = 512
+
+
+def refresh_similar(conn: sqlite3.Connection, model: str, *, progress: bool = False, k: int = 20) -> dict:
+    """Compute lists for papers whose list is missing or stale; insert them into their
+    neighbours' lists. Resumable: each batch commits on its own."""
+    from paperwire.index.semantic import get_view
+
+    view = get_view(conn, model, force_check=True)
+    stats = {"computed": 0, "inserted_into_others": 0}
+    if len(view) < 2:
+        return stats
+    todo = sql.papers_without_similar(conn, model)
+    pos = view.position()
+    todo = [(r, h) for r, h in todo if r in pos]
+    if not todo:
+        return stats
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="similar", unit="paper", file=sys.stderr, leave=False, dynamic_ncols=True)
+    fresh: set[int] = set()  # lists computed in this run are exact already
+    for a in range(0, len(todo), BATCH):
+        part = todo[a : a + BATCH]
+        ids = np.array([r for r, _ in part], np.int64)
+        qmat = view.matrix[[pos[int(r)] for r in ids]]
+        nn_ids, nn_sc = view.top_many(qmat, k, exclude=ids)
+        own = []
+        offers: dict[int, list[tuple[int, float]]] = {}
+        for i, (rowid, h) in enumerate(part):
+            lst = [(int(n), float(s)) for n, s in zip(nn_ids[i], nn_sc[i]) if n >= 0]
+            own.append((rowid, h, model, lst))
+            for n, s in lst:
+                offers.setdefault(n, []).append((rowid, s))
+        fresh.update(int(r) for r in ids)
+        targets = [n for n in offers if n not in fresh]
+        existing = sql.get_similar_many(conn, targets)
+        updates = []
+        for n in targets:
+            cur = existing.get(n)
+            if cur is None or cur[1] != model:
+                continue  # no list yet: it will be computed in full when its turn comes
+            lst = [(int(x), float(s)) for x, s in cur[2]]
+            have = {x for x, _ in lst}
+            worst = lst[-1][1] if len(lst) >= k else -np.inf
+            changed = False
+            for p, s in offers[n]:
+                if p not in have and s > worst:
+                    lst.append((p, s))
+                    have.add(p)
+                    changed = True
+            if changed:
+                lst.sort(key=lambda t: -t[1])
+                updates.append((n, cur[0], model, lst[:k]))
+        with transaction(conn):
+            sql.put_similar(conn, own)
+            sql.put_similar(conn, updates)
+        stats["computed"] += len(own)
+        stats["inserted_into_others"] += len(updates)
+        if bar:
+            bar.update(len(part))
+    if bar:
+        bar.close()
+    return stats

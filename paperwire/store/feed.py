@@ -1,0 +1,151 @@
+"""SQL behind the site's feeds: papers of a day/week/month, adjacent dates, author pages.
+
+Every query here runs on an index (``papers_feed_date``, ``paper_authors_name``),
+so a page view costs the same on the demo corpus and on a million papers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+from paperwire import rank
+from paperwire.model import normalize_title
+from paperwire.store.papers import row_to_paper
+
+# Newest first by the time the paper reached the feed (HF "publishedAt" of a daily paper).
+_DATE_ORDER = "COALESCE(listed_at, published, first_seen) DESC, id DESC"
+
+
+def latest_feed_date(conn: sqlite3.Connection) -> str | None:
+    """The newest date that has a visible paper."""
+    row = conn.execute("SELECT MAX(feed_date) FROM papers WHERE hidden=0").fetchone()
+    return row[0] if row else None
+
+
+def previous_date(conn: sqlite3.Connection, before: str) -> str | None:
+    """The newest date with visible papers strictly before ``before`` (YYYY-MM-DD)."""
+    return conn.execute(
+        "SELECT MAX(feed_date) FROM papers WHERE feed_date < ? AND hidden=0", (before,)
+    ).fetchone()[0]
+
+
+def next_date(conn: sqlite3.Connection, after: str) -> str | None:
+    """The oldest date with visible papers strictly after ``after`` (YYYY-MM-DD)."""
+    return conn.execute(
+        "SELECT MIN(feed_date) FROM papers WHERE feed_date > ? AND hidden=0", (after,)
+    ).fetchone()[0]
+
+
+def count_between(conn: sqlite3.Connection, since: str, until: str, *, submitter: str | None = None) -> int:
+    sql = "SELECT COUNT(*) FROM papers WHERE hidden=0 AND feed_date >= ? AND feed_date <= ?"
+    args: list = [since, until]
+    if submitter:
+        sql += " AND submitted_by = ?"
+        args.append(submitter)
+    return conn.execute(sql, args).fetchone()[0]
+
+
+def papers_between(
+    conn: sqlite3.Connection,
+    since: str,
+    until: str,
+    *,
+    sort: str = "date",
+    limit: int = 50,
+    offset: int = 0,
+    submitter: str | None = None,
+    now: datetime | None = None,
+) -> list[dict]:
+    """Visible papers with ``since <= feed_date <= until``, by date or by trending score.
+
+    Trending uses :func:`paperwire.rank.trending` (one formula for the whole site).
+    Each paper gets ``votes`` (upstream + local upvotes).
+    """
+    if sort == "trending" and not submitter:
+        return rank.trending(conn, now=now, since=since, until=until, limit=limit, offset=offset)
+    sql = "SELECT * FROM papers WHERE hidden=0 AND feed_date >= ? AND feed_date <= ?"
+    args: list = [since, until]
+    if submitter:
+        sql += " AND submitted_by = ?"
+        args.append(submitter)
+    if sort == "trending":
+        # A submitter's papers are few: score them in Python with the same formula.
+        papers = [_with_votes(r) for r in conn.execute(sql, args)]
+        ref = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        for p in papers:
+            p["score"] = rank.trending_score(p["votes"], _age_hours(p, ref))
+        papers.sort(key=lambda p: (-p["score"], -p["id"]))
+        return papers[offset : offset + limit]
+    sql += f" ORDER BY {_DATE_ORDER} LIMIT ? OFFSET ?"
+    return [_with_votes(r) for r in conn.execute(sql, [*args, limit, offset])]
+
+
+def _with_votes(row: sqlite3.Row) -> dict:
+    p = row_to_paper(row)
+    p["votes"] = (p.get("upvotes") or 0) + (p.get("local_upvotes") or 0)
+    return p
+
+
+def _age_hours(p: dict, ref: datetime) -> float:
+    stamp = p.get("listed_at") or p.get("published") or p.get("first_seen")
+    try:
+        t = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return 0.0
+    return (ref - t).total_seconds() / 3600.0
+
+
+def newest(conn: sqlite3.Connection, *, limit: int = 50, offset: int = 0) -> list[dict]:
+    """Visible papers, newest feed date first (the API's default listing)."""
+    rows = conn.execute(
+        f"SELECT * FROM papers WHERE hidden=0 ORDER BY feed_date DESC, {_DATE_ORDER} LIMIT ? OFFSET ?",
+        (limit, offset),
+    ).fetchall()
+    return [_with_votes(r) for r in rows]
+
+
+def papers_by_author(conn: sqlite3.Connection, name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    """Visible papers with an author whose normalised name equals ``name``'s, newest first."""
+    norm = normalize_title(name)
+    total = conn.execute(
+        "SELECT COUNT(DISTINCT a.paper) FROM paper_authors a JOIN papers p ON p.id=a.paper "
+        "WHERE a.name_norm=? AND p.hidden=0",
+        (norm,),
+    ).fetchone()[0]
+    rows = conn.execute(
+        "SELECT p.* FROM papers p WHERE p.hidden=0 AND p.id IN "
+        "(SELECT paper FROM paper_authors WHERE name_norm=?) "
+        f"ORDER BY p.feed_date DESC, {_DATE_ORDER} LIMIT ? OFFSET ?",
+        (norm, limit, offset),
+    ).fetchall()
+    return [_with_votes(r) for r in rows], total
+
+
+def get_visible_paper_row(conn: sqlite3.Connection, rowid: int) -> dict | None:
+    row = conn.execute("SELECT * FROM papers WHERE id=?", (rowid,)).fetchone()
+    return _with_votes(row) if row else None
+
+
+def paper_submitter_names(conn: sqlite3.Connection, usernames: list[str]) -> set[str]:
+    """Which of these ``submitted_by`` names are accounts on this site (to link them)."""
+    if not usernames:
+        return set()
+    marks = ",".join("?" * len(usernames))
+    return {r[0].lower() for r in conn.execute(f"SELECT username FROM users WHERE username IN ({marks})", usernames)}
+
+
+def like_search(conn: sqlite3.Connection, terms: list[str], *, limit: int = 20, offset: int = 0) -> tuple[list[dict], int]:
+    """Fallback search when the search index module is not installed: every term
+    must occur in the title or abstract (a full scan; the real search is indexed)."""
+    where = " AND ".join(["(title LIKE ? ESCAPE '\\' OR abstract LIKE ? ESCAPE '\\')"] * len(terms)) or "1"
+    args: list = []
+    for t in terms:
+        pat = "%" + t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        args += [pat, pat]
+    total = conn.execute(f"SELECT COUNT(*) FROM papers WHERE hidden=0 AND {where}", args).fetchone()[0]
+    rows = conn.execute(
+        f"SELECT * FROM papers WHERE hidden=0 AND {where} ORDER BY feed_date DESC, id DESC LIMIT ? OFFSET ?",
+        [*args, limit, offset],
+    ).fetchall()
+    return [_with_votes(r) for r in rows], total

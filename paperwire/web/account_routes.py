@@ -1,0 +1,200 @@
+"""Forms: sign up, sign in, sign out, upvote, submit a paper, hide a paper (admins).
+
+Every POST checks the CSRF token first. Redirect targets (``next``) must be
+local paths, so a link cannot bounce a user to another site after login.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from paperwire.model import parse_arxiv_id
+from paperwire.store import accounts, submissions
+from paperwire.store import papers as store
+from paperwire.web import security
+from paperwire.web.context import check_csrf, conn, current_user, finish, render, state
+from paperwire.web.pages import error_page, lookup_paper
+
+router = APIRouter()
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only same-site paths: ``/x`` yes, ``//evil``, ``/\\evil`` and ``https://`` no."""
+    if not target or not target.startswith("/") or target.startswith("//") or target.startswith("/\\"):
+        return default
+    if any(c in target for c in "\r\n\t"):
+        return default
+    return target
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def csrf_failed(request: Request) -> Response:
+    return error_page(request, 403, "Form expired",
+                      "This form has expired or did not come from this site. Go back, reload the page and try again.")
+
+
+def too_many(request: Request, wait: float, template: str, ctx: dict) -> Response:
+    ctx = dict(ctx, error=f"Too many attempts. Try again in {int(wait) + 1} seconds.")
+    resp = render(request, template, ctx, status=429)
+    resp.headers["Retry-After"] = str(int(wait) + 1)
+    return resp
+
+
+def start_session(request: Request, user_id: int, target: str) -> Response:
+    st = state(request)
+    token = security.new_token()
+    accounts.create_session(conn(request), user_id, token, days=security.SESSION_DAYS)
+    resp = RedirectResponse(target, status_code=303)
+    resp.set_cookie(security.SESSION_COOKIE, token, max_age=86400 * security.SESSION_DAYS,
+                    **security.cookie_kwargs(st.https))
+    # A fresh CSRF secret per session: tokens seen before login are useless after it.
+    resp.set_cookie(security.CSRF_COOKIE, security.new_token(), max_age=86400 * 30,
+                    **security.cookie_kwargs(st.https))
+    return resp
+
+
+# ---------------------------------------------------------------- sign up / in / out
+
+@router.get("/signup", include_in_schema=False)
+def signup_form(request: Request, next: str = "/"):
+    return render(request, "signup.html", {"next": safe_next(next), "form": {}})
+
+
+@router.post("/signup", include_in_schema=False)
+def signup(request: Request, username: str = Form(""), email: str = Form(""), password: str = Form(""),
+           csrf_token: str = Form(""), next: str = Form("/")):
+    if not check_csrf(request, csrf_token):
+        return csrf_failed(request)
+    ctx = {"next": safe_next(next), "form": {"username": username, "email": email}}
+    wait = accounts.rate_hit(conn(request), f"signup:{client_ip(request)}",
+                             limit=security.SIGNUP_LIMIT, window_s=security.SIGNUP_WINDOW_S)
+    if wait:
+        return too_many(request, wait, "signup.html", ctx)
+    username, email = username.strip(), email.strip()
+    problem = security.validate_signup(username, email, password)
+    if problem:
+        return render(request, "signup.html", dict(ctx, error=problem), status=422)
+    try:
+        user_id = accounts.create_user(conn(request), username, email, security.hash_password(password))
+    except accounts.AccountError as exc:
+        return render(request, "signup.html", dict(ctx, error=str(exc).capitalize() + "."), status=422)
+    return start_session(request, user_id, ctx["next"])
+
+
+@router.get("/login", include_in_schema=False)
+def login_form(request: Request, next: str = "/"):
+    return render(request, "login.html", {"next": safe_next(next), "form": {}})
+
+
+@router.post("/login", include_in_schema=False)
+def login(request: Request, login: str = Form(""), password: str = Form(""), csrf_token: str = Form(""),
+          next: str = Form("/")):
+    if not check_csrf(request, csrf_token):
+        return csrf_failed(request)
+    c = conn(request)
+    login = login.strip()[:254]
+    ctx = {"next": safe_next(next), "form": {"login": login}}
+    for key in (f"login-ip:{client_ip(request)}", f"login-user:{login.lower()}"):
+        wait = accounts.rate_hit(c, key, limit=security.LOGIN_LIMIT, window_s=security.LOGIN_WINDOW_S)
+        if wait:
+            return too_many(request, wait, "login.html", ctx)
+    user = accounts.find_user(c, login) if login else None
+    ok, new_hash = security.verify_password(user["password_hash"] if user else None, password[:security.MAX_PASSWORD])
+    if not ok:
+        return render(request, "login.html", dict(ctx, error="Wrong username or password."), status=401)
+    if new_hash:
+        accounts.set_password_hash(c, user["id"], new_hash)
+    accounts.rate_clear(c, f"login-user:{login.lower()}")
+    return start_session(request, user["id"], ctx["next"])
+
+
+@router.post("/logout", include_in_schema=False)
+def logout(request: Request, csrf_token: str = Form("")):
+    if not check_csrf(request, csrf_token):
+        return csrf_failed(request)
+    token = request.cookies.get(security.SESSION_COOKIE)
+    if token:
+        accounts.delete_session(conn(request), token)
+    resp = RedirectResponse("/", status_code=303)
+    resp.delete_cookie(security.SESSION_COOKIE, path="/")
+    return resp
+
+
+# ---------------------------------------------------------------- upvote / hide
+
+@router.post("/papers/{paper_id:path}/upvote", include_in_schema=False)
+def upvote_form(request: Request, paper_id: str, csrf_token: str = Form(""), action: str = Form("up"),
+                next: str = Form("")):
+    if not check_csrf(request, csrf_token):
+        return csrf_failed(request)
+    user = current_user(request)
+    if user is None:
+        return RedirectResponse(f"/login?next={quote('/papers/' + paper_id)}", status_code=303)
+    paper = lookup_paper(request, paper_id)
+    if paper is None:
+        return error_page(request, 404, "Paper not found", f"There is no paper {paper_id!r} here.")
+    accounts.set_vote(conn(request), user["id"], paper["id"], action != "down")
+    return RedirectResponse(safe_next(next, f"/papers/{paper['paper_id']}"), status_code=303)
+
+
+@router.post("/papers/{paper_id:path}/hide", include_in_schema=False)
+def hide_form(request: Request, paper_id: str, csrf_token: str = Form(""), action: str = Form("hide")):
+    if not check_csrf(request, csrf_token):
+        return csrf_failed(request)
+    user = current_user(request)
+    if not user or not user["is_admin"]:
+        return error_page(request, 403, "Not allowed", "Only admins can hide papers.")
+    paper = lookup_paper(request, paper_id)
+    if paper is None:
+        return error_page(request, 404, "Paper not found", f"There is no paper {paper_id!r} here.")
+    accounts.set_hidden(conn(request), paper["id"], action == "hide")
+    return RedirectResponse(f"/papers/{paper['paper_id']}", status_code=303)
+
+
+# ---------------------------------------------------------------- submit
+
+def submit_arxiv_id(c, user: dict, raw: str) -> tuple[str, dict]:
+    """Submit a paper by arXiv id. Returns (status, info): status is ``known``,
+    ``queued`` or ``invalid``; known papers are credited to the submitter."""
+    parsed = parse_arxiv_id((raw or "").strip()[:100])
+    if not parsed:
+        return "invalid", {"message": f"{raw.strip()[:100]!r} is not an arXiv id (e.g. 2401.01234 or hep-th/9901001)."}
+    arxiv_id = parsed[0]
+    paper = store.get_paper(c, arxiv_id)
+    if paper is not None:
+        accounts.claim_submitted_by(c, paper["id"], user["username"])
+        return "known", {"paper_id": paper["paper_id"], "arxiv_id": arxiv_id}
+    sub_id = submissions.queue_submission(c, arxiv_id, user["id"])
+    return "queued", {"submission_id": sub_id, "arxiv_id": arxiv_id}
+
+
+@router.get("/submit", include_in_schema=False)
+def submit_form(request: Request):
+    user = current_user(request)
+    if user is None:
+        return RedirectResponse("/login?next=/submit", status_code=303)
+    return render(request, "submit.html", {"mine": accounts.user_submissions(conn(request), user["id"])})
+
+
+@router.post("/submit", include_in_schema=False)
+def submit(request: Request, arxiv_id: str = Form(""), csrf_token: str = Form("")):
+    if not check_csrf(request, csrf_token):
+        return csrf_failed(request)
+    user = current_user(request)
+    if user is None:
+        return RedirectResponse("/login?next=/submit", status_code=303)
+    c = conn(request)
+    status, info = submit_arxiv_id(c, user, arxiv_id)
+    if status == "known":
+        return RedirectResponse(f"/papers/{info['paper_id']}", status_code=303)
+    ctx = {"mine": accounts.user_submissions(c, user["id"]), "arxiv_id": arxiv_id}
+    if status == "invalid":
+        return render(request, "submit.html", dict(ctx, error=info["message"]), status=422)
+    return finish(request, render(request, "submit.html", dict(
+        ctx, message=f"Thanks! arXiv:{info['arxiv_id']} is queued; it appears here after the next harvest.")))

@@ -1,0 +1,159 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds the whole site: pages, forms, the JSON API,
+Atom feeds, the digest routes (``paperwire.web.digest_routes``), static files,
+offline API docs at ``/docs``, and security headers on every response.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from paperwire import __version__
+from paperwire.settings import Settings
+from paperwire.web import security
+from paperwire.web.context import HERE, WebState, render, wants_json
+
+log = logging.getLogger(__name__)
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): adds the security headers."""
+
+    def __init__(self, app, https: bool):
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in security.security_headers(https).items()]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                present = {k.lower() for k, _ in message["headers"]}
+                message["headers"] = list(message["headers"]) + [h for h in self.headers if h[0] not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path.startswith("/feeds/") or wants_json(request)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "body", "path"))
+        parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: Settings, *, demo: bool = False, cache: bool = True) -> FastAPI:
+    """Build the paperwire site for ``settings`` (the database is migrated here)."""
+    app = FastAPI(
+        title="paperwire",
+        version=__version__,
+        description=(
+            "Research papers: daily feed, trending, hybrid search, similar papers.\n\n"
+            "`/api/daily_papers`, `/api/papers/{id}` and `/api/papers/search` are compatible with the "
+            "Hugging Face Papers API (`HF_ENDPOINT=<this server> python -c 'from huggingface_hub import "
+            "HfApi; print(list(HfApi().list_daily_papers()))'`). paperwire extras live under `/api/v1/`."
+        ),
+        docs_url=None,  # served below from vendored swagger-ui: works offline, no inline script
+        redoc_url=None,
+    )
+    st = WebState(settings, demo=demo, cache=cache)
+    app.state.pw = st
+    app.add_middleware(SecurityHeaders, https=st.https)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_HTML.replace("{v}", st.static_version))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz():
+        return {"ok": True, "version": __version__}
+
+    @app.get("/robots.txt", include_in_schema=False)
+    def robots():
+        return Response("User-agent: *\nDisallow: /api/\nDisallow: /search\n", media_type="text/plain")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return Response((HERE / "static" / "favicon.svg").read_bytes(), media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    from paperwire.web import account_routes, api, feeds, pages
+
+    app.include_router(api.router)
+    app.include_router(feeds.router)
+    app.include_router(account_routes.router)
+    _include_digest_routes(app)
+    app.include_router(pages.router)  # last: /papers/{id:path} is a catch-all under /papers/
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else "error"
+        if exc.status_code == 404:
+            message = "Not found."
+        if _is_api(request):
+            return JSONResponse({"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return render(request, "error.html", {"title": f"Error {exc.status_code}", "message": message},
+                      status=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        message = _validation_message(exc)
+        if _is_api(request):
+            return JSONResponse({"error": message, "detail": jsonable(exc.errors())}, status_code=422)
+        return render(request, "error.html", {"title": "Invalid request", "message": message}, status=422)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception):
+        log.exception("unhandled error on %s", request.url.path)
+        if _is_api(request):
+            return JSONResponse({"error": "internal error"}, status_code=500)
+        return HTMLResponse("<h1>Something went wrong</h1><p>The error was logged.</p>", status_code=500)
+
+    return app
+
+
+def jsonable(errors) -> list:
+    out = []
+    for e in errors:
+        out.append({k: (v if isinstance(v, (str, int, float, bool, type(None), list)) else str(v))
+                    for k, v in e.items() if k != "ctx"})
+    return out
+
+
+def _include_digest_routes(app: FastAPI) -> None:
+    """The digest area's pages (subscribe, confirm, unsubscribe), when present."""
+    try:
+        module = importlib.import_module("paperwire.web.digest_routes")
+    except ImportError as exc:
+        if exc.name != "paperwire.web.digest_routes":
+            raise
+        return
+    router = getattr(module, "router", None)
+    if router is not None:
+        app.include_router(router)
+
+
+DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>paperwire API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/static/swagger/swagger-ui.css?v={v}">
+</head><body><div id="swagger-ui"></div>
+<script src="/static/swagger/swagger-ui-bundle.js?v={v}"></script>
+<script src="/static/swagger-init.js?v={v}"></script>
+</body></html>"""

@@ -1,0 +1,208 @@
+"""Per-app state and per-request helpers: DB connections, the current user,
+CSRF tokens, rendering, and the page cache.
+
+The cache holds fully rendered anonymous responses keyed on the URL plus
+``(rev, web_rev)`` from ``meta`` (both change in the same transaction as any
+import, vote or hide) and, for trending orders, the current minute (the score
+decays with time). A hit therefore never serves stale data; a signed-in user
+always gets a fresh render (their vote buttons differ).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from paperwire.settings import Settings
+from paperwire.store import accounts
+from paperwire.store.db import connect
+from paperwire.web import security
+from paperwire.web.textfmt import register_filters
+
+HERE = Path(__file__).resolve().parent
+
+
+class PageCache:
+    """A small thread-safe LRU of rendered responses."""
+
+    def __init__(self, maxsize: int = 4096):
+        self.maxsize = maxsize
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return item
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+class WebState:
+    """Everything the routes share: settings, templates, connections, cache."""
+
+    def __init__(self, settings: Settings, *, demo: bool = False, cache: bool = True):
+        self.settings = settings
+        self.demo = demo
+        self.https = settings.base_url.lower().startswith("https://")
+        self.cache_enabled = cache
+        self.cache = PageCache()
+        self._local = threading.local()
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+            autoescape=True,  # every {{ }} is escaped; |safe is used only on our own HTML builders
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        register_filters(self.env)
+        self.static_version = _static_version()
+        self.env.globals.update(static_version=self.static_version, demo=demo, quote=quote)
+        # Migrations once, up front, not in the first request of each thread.
+        connect(settings.db_path).close()
+
+    def conn(self):
+        """This thread's connection (sqlite3 connections are not shared across threads)."""
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = connect(self.settings.db_path, migrate_schema=False)
+            self._local.conn = c
+        return c
+
+
+def _static_version() -> str:
+    h = hashlib.sha1()
+    for p in sorted((HERE / "static").glob("*.*")):
+        h.update(p.name.encode())
+        h.update(str(p.stat().st_mtime_ns).encode())
+    return h.hexdigest()[:10]
+
+
+def state(request: Request) -> WebState:
+    return request.app.state.pw
+
+
+def conn(request: Request):
+    return state(request).conn()
+
+
+def current_user(request: Request) -> dict | None:
+    """The signed-in user (looked up once per request)."""
+    if "user" in request.state._state:
+        return request.state.user
+    user = None
+    token = request.cookies.get(security.SESSION_COOKIE)
+    if token and len(token) < 200:
+        user = accounts.session_user(conn(request), token)
+    request.state.user = user
+    return user
+
+
+def csrf_token(request: Request) -> str:
+    """The token forms on this page must carry; creates the CSRF cookie if needed."""
+    cookie = request.cookies.get(security.CSRF_COOKIE) or request.state._state.get("new_csrf")
+    if not cookie or len(cookie) > 200:
+        cookie = security.new_token()
+        request.state.new_csrf = cookie
+    return security.csrf_for(state(request).settings.secret_key, cookie)
+
+
+def check_csrf(request: Request, submitted: str | None) -> bool:
+    return security.csrf_ok(
+        state(request).settings.secret_key, request.cookies.get(security.CSRF_COOKIE), submitted
+    )
+
+
+def finish(request: Request, response: Response) -> Response:
+    """Attach cookies created while rendering."""
+    new = request.state._state.get("new_csrf")
+    if new:
+        response.set_cookie(security.CSRF_COOKIE, new, max_age=86400 * 30,
+                            **security.cookie_kwargs(state(request).https))
+    return response
+
+
+def render(request: Request, template: str, context: dict, *, status: int = 200) -> HTMLResponse:
+    st = state(request)
+    ctx = {
+        "request": request,
+        "user": current_user(request),
+        "csrf": (lambda: csrf_token(request)),
+        "settings": st.settings,
+        "path": request.url.path,
+        "full_path": request.url.path + (("?" + request.url.query) if request.url.query else ""),
+    }
+    ctx.update(context)
+    html = st.env.get_template(template).render(ctx)
+    return finish(request, HTMLResponse(html, status_code=status))
+
+
+def wants_json(request: Request) -> bool:
+    """Datasette-style: ``?format=json`` (or an Accept header that asks for JSON only)."""
+    if request.query_params.get("format") == "json":
+        return True
+    accept = request.headers.get("accept", "")
+    return accept.startswith("application/json")
+
+
+def json_response(data, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+def cached_page(request: Request, build: Callable[[], Response], *, time_bucket: bool = False) -> Response:
+    """Serve an anonymous GET from the cache (with ETag / 304), building it on a miss.
+
+    Signed-in users, and responses that set cookies or are not 200, bypass the cache.
+    """
+    st = state(request)
+    anonymous = security.SESSION_COOKIE not in request.cookies
+    if not (st.cache_enabled and anonymous and request.method == "GET"):
+        resp = build()
+        resp.headers.setdefault("Cache-Control", "private, no-store" if not anonymous else "no-cache")
+        return resp
+    rev = accounts.cache_revs(conn(request))
+    bucket = int(time.time() // 60) if time_bucket else 0
+    key = (request.url.path, request.url.query, request.headers.get("accept", "")[:40], rev, bucket)
+    item = st.cache.get(key)
+    if item is None:
+        resp = build()
+        if resp.status_code != 200 or "set-cookie" in resp.headers:
+            return resp
+        body = bytes(resp.body)
+        etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
+        item = (body, resp.media_type or resp.headers.get("content-type"), etag)
+        st.cache.put(key, item)
+    body, media_type, etag = item
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Cookie, Accept"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def dumps(data) -> str:
+    return json.dumps(data, ensure_ascii=False)

@@ -1,0 +1,113 @@
+"""SIGKILL an import at several points; a rerun ends with exactly the right papers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+N = 12000
+
+
+def load_synth():
+    spec = importlib.util.spec_from_file_location("synth_snapshot", ROOT / "bench" / "synth_snapshot.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    if not (ROOT.parent / "shared" / "data" / "arxiv").is_dir():
+        pytest.skip("shared data folder not found")
+    path = tmp_path_factory.mktemp("synth") / "snap.jsonl"
+    return load_synth().write_snapshot(N, path)
+
+
+def cli(db, *args):
+    return [sys.executable, "-m", "paperwire", "--db", str(db), "import", "--batch-size", "300", *args]
+
+
+def count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        c = sqlite3.connect(db, timeout=5)
+        try:
+            return c.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
+        finally:
+            c.close()
+    except sqlite3.OperationalError:
+        return 0  # schema not created yet
+
+
+def state(db: Path):
+    c = sqlite3.connect(db)
+    papers = sorted(c.execute("SELECT paper_id, record_hash, content_hash FROM papers"))
+    authors = c.execute("SELECT COUNT(*) FROM paper_authors").fetchone()[0]
+    cats = c.execute("SELECT COUNT(*) FROM paper_categories").fetchone()[0]
+    dupes = c.execute("SELECT COUNT(*) - COUNT(DISTINCT arxiv_id) FROM papers").fetchone()[0]
+    orphans = c.execute("SELECT COUNT(*) FROM paper_authors WHERE paper NOT IN (SELECT id FROM papers)").fetchone()[0]
+    c.close()
+    return papers, authors, cats, dupes, orphans
+
+
+def kill_when(proc, db: Path, at_least: int, timeout: float = 120) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"import finished before reaching {at_least} papers; raise N")
+        n = count(db)
+        if n >= at_least:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return n
+        time.sleep(0.01)
+    proc.kill()
+    pytest.fail("import made no progress")
+
+
+def test_sigkill_at_several_points_then_rerun(tmp_path, snapshot):
+    ref = tmp_path / "ref.db"
+    subprocess.run(cli(ref, str(snapshot)), check=True, capture_output=True, timeout=300)
+    expected = state(ref)
+    assert len(expected[0]) == N and expected[3] == 0
+
+    db = tmp_path / "killed.db"
+    seen = []
+    for at_least in (1, N // 3, (2 * N) // 3):
+        proc = subprocess.Popen(cli(db, str(snapshot)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seen.append(kill_when(proc, db, at_least))
+    assert 0 < seen[-1] < N, seen  # the kills really landed mid-import
+    final = subprocess.run(cli(db, str(snapshot)), capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    added = int(final.stdout.split()[0])
+    assert 0 < added <= N - seen[-1]
+    assert state(db) == expected
+    again = subprocess.run(cli(db, str(snapshot)), capture_output=True, text=True, timeout=300)
+    assert again.stdout.strip() == f"0 added, 0 updated, {N} unchanged, 0 skipped"
+
+
+def test_sigkill_during_strict_import_leaves_nothing(tmp_path, snapshot):
+    db = tmp_path / "strict.db"
+    proc = subprocess.Popen(cli(db, "--strict", str(snapshot)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wal = db.with_name(db.name + "-wal")
+    deadline = time.time() + 60
+    # Wait until the single strict transaction has written megabytes, then kill it.
+    while not (wal.exists() and wal.stat().st_size > 2_000_000):
+        assert proc.poll() is None, "strict import finished before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert count(db) == 0
+    done = subprocess.run(cli(db, "--strict", str(snapshot)), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and count(db) == N
