@@ -235,7 +235,9 @@ def _harvest(conn, job, base_url, prefix, set_spec, from_date, until, fetcher, m
         report.resumed = True
     else:
         token = None
-        run_from = from_date if from_date is not None else (state or {}).get("last_datestamp")
+        # An explicit window is taken as given (--until alone: everything up to that day);
+        # otherwise continue from the newest datestamp of the last finished run.
+        run_from = from_date if explicit else (state or {}).get("last_datestamp")
         run_until = until
         hsql.start_run(conn, job, base_url, prefix, set_spec, run_from, run_until)
     report.from_date, report.until = run_from, run_until

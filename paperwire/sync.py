@@ -2,7 +2,8 @@
 
 1. harvest every set in ``settings.harvest_sets`` over OAI-PMH (incremental, resumable);
 2. fetch papers people submitted by id (arXiv API);
-3. import today's Hugging Face daily-papers list (upvotes, submitter);
+3. import today's Hugging Face daily-papers list (upvotes, submitter); skipped when
+   ``PAPERWIRE_HF_BASE_URL`` is ``none``;
 4. update the search index, embeddings and similar-paper lists for what changed
    (:func:`paperwire.index.build.update_index`, itself incremental).
 
@@ -111,7 +112,7 @@ def _steps(conn, settings: Settings, fetcher: PoliteFetcher, out: dict, *, hf: b
         out["errors"].extend(f"submissions: {e}" for e in subs["errors"])
     out["submissions"] = subs
 
-    if hf:
+    if hf and (settings.hf_base_url or "").strip().lower() not in ("", "none", "off"):
         try:
             rep = sync_hf(conn, settings, fetcher=fetcher)
             changed.update(rep.pop("changed_ids", []))

@@ -60,6 +60,23 @@ def state(db: Path):
     return papers, authors, cats, dupes, orphans
 
 
+def children_of(pid: int) -> set[int]:
+    kids = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids |= {int(k) for k in (task / "children").read_text().split()}
+        except OSError:
+            pass
+    return kids
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
 def kill_when(proc, db: Path, at_least: int, timeout: float = 120) -> int:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -67,8 +84,14 @@ def kill_when(proc, db: Path, at_least: int, timeout: float = 120) -> int:
             pytest.fail(f"import finished before reaching {at_least} papers; raise N")
         n = count(db)
         if n >= at_least:
+            kids = children_of(proc.pid)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+            # The parser child (large inputs parse in a second process) must not linger.
+            end = time.time() + 15
+            while any(alive(k) for k in kids) and time.time() < end:
+                time.sleep(0.1)
+            assert not any(alive(k) for k in kids), "orphaned child process after SIGKILL"
             return n
         time.sleep(0.01)
     proc.kill()

@@ -152,3 +152,18 @@ def test_newer_version_updates_older_never_overwrites(conn, tmp_path):
     assert (r.updated, r.unchanged) == (0, 1)
     assert store.get_paper(conn, "2401.00001")["version"] == 2
     assert store.count_papers(conn) == 1
+
+
+def test_parallel_parsing_gives_the_same_result(tmp_path, shared_dir, bad_jsonl):
+    from paperwire.store.db import connect
+
+    files = [shared_dir / "data/arxiv/arxiv-metadata-2000.csv", bad_jsonl, shared_dir / "seeds"]
+    results = []
+    for parallel in (False, True):
+        c = connect(tmp_path / f"p{parallel}.db")
+        report = import_files(c, files, progress=False, parallel=parallel)
+        rows = sorted(tuple(r) for r in c.execute("SELECT paper_id, record_hash FROM papers"))
+        results.append((report.summary(), [str(e) for e in report.errors], rows))
+        c.close()
+    assert results[0] == results[1]
+    assert results[0][0] == "2500 added, 0 updated, 81 unchanged, 5 skipped"

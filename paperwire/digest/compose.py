@@ -66,6 +66,20 @@ class ComposeCache:
         self.search_fn = _optional("search")
         self.similar_fn = _optional("similar")
         self.notes: set[str] = set()
+        self._indexed: bool | None = None
+
+    def search_indexed(self, conn: sqlite3.Connection) -> bool:
+        """Whether the search area's lexical index holds anything (then trust its empty answers)."""
+        if self._indexed is None:
+            self._indexed = False
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name LIKE '%fts'"):
+                try:
+                    if conn.execute(f'SELECT 1 FROM "{name}" LIMIT 1').fetchone():
+                        self._indexed = True
+                        break
+                except sqlite3.DatabaseError:
+                    continue
+        return self._indexed
 
 
 def _optional(name: str):
@@ -159,10 +173,13 @@ def _similar(conn, cache: ComposeCache, paper: dict | None) -> list[dict]:
 def _search(conn, cache: ComposeCache, query: str, since: str) -> list[dict]:
     if cache.search_fn is not None:
         try:
-            res = cache.search_fn(conn, query, mode="hybrid", limit=50, sort="date")
+            res = cache.search_fn(conn, query, mode="hybrid", limit=50, sort="date", after=since)
             rowids = [h.rowid for h in res.hits]
             papers = get_papers_by_rowid(conn, rowids)
-            return [papers[r] for r in rowids if r in papers and papers[r]["feed_date"] >= since]
+            found = [papers[r] for r in rowids if r in papers and papers[r]["feed_date"] >= since]
+            if found or cache.search_indexed(conn):
+                return found
+            # No hits from an index that was never built: the text match below still finds them.
         except Exception as exc:
             cache.notes.add(f"search unavailable for {query!r} ({type(exc).__name__}); used a plain text match")
     words = [w for w in query.replace('"', " ").split() if w.upper() not in ("AND", "OR", "NOT")]

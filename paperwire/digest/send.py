@@ -114,7 +114,7 @@ class RunReport:
         return not self.failed and not self.deferred and not self.in_doubt
 
     def summary(self) -> str:
-        head = f"{self.frequency} {self.period}: " if self.period else ""
+        head = f"{self.period}: " if self.period else ""
         return (f"{head}{self.composed} composed, {self.empty} with nothing new, {self.sent} sent, "
                 f"{len(self.failed)} failed, {self.deferred} deferred, {self.in_doubt} in doubt")
 

@@ -41,7 +41,7 @@ some than too very s t just don so also via about between over under within with
 """.split())
 
 _TOKEN = re.compile(
-    r'(?P<neg>-)?(?:(?P<key>[A-Za-z]+):(?:"(?P<qval>[^"]*)"|(?P<val>\S+))|"(?P<phrase>[^"]*)"|(?P<word>\S+))'
+    r'(?P<neg>-)?(?:(?P<key>[A-Za-z]+):(?:"(?P<qval>[^"]*)"|(?P<val>\S*))|"(?P<phrase>[^"]*)"|(?P<word>\S+))'
 )
 _DATE = re.compile(r"^(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?$")
 _YEARS = re.compile(r"^(\d{4})(?:\s*(?:-|\.\.)\s*(\d{4}))?$")

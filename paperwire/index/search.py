@@ -159,11 +159,11 @@ def search(
     used = mode
     view = emb = None
     if mode in ("hybrid", "semantic"):
-        from paperwire.index.semantic import get_view, resolve_embedder
+        from paperwire.index.semantic import get_query_index, resolve_embedder
 
         emb, note = resolve_embedder(conn, embedder)
         if emb is not None:
-            view = get_view(conn, emb.name)
+            view = get_query_index(conn, emb.name)
             if len(view) == 0:
                 note = "semantic search unavailable: no vectors yet (run `paperwire index`)"
                 view = None
@@ -185,10 +185,10 @@ def search(
         if pq.phrases or pq.excluded:
             # Phrases and exclusions are hard constraints: only lexical matches qualify.
             restrict = {r for r, _ in lex} if used == "semantic" else {r for r, _ in lexical_search(conn, pq, limit=MAX_DEPTH * 5, weights=weights)}
-        want = pool * (8 if (pq.has_filters or restrict is not None) else 1)
-        sem = view.top(qvec, min(want, max(len(view), 1)))
         if restrict is not None:
-            sem = [t for t in sem if t[0] in restrict]
+            sem = view.top(qvec, pool, allowed=restrict) if restrict else []
+        else:
+            sem = view.top(qvec, pool * (8 if pq.has_filters else 1))
         if pq.has_filters and sem:
             keep = sql.filter_rowids(conn, [r for r, _ in sem], authors=pq.authors, categories=pq.categories,
                                      published_from=pq.date_from, published_to=pq.date_to)
@@ -201,14 +201,17 @@ def search(
         ranked = sem
     else:
         def cosine_of(rowids):
-            import numpy as np
-
             found, vecs = view.vectors_for(rowids)
             if not found:
                 return {}
             return dict(zip(found, (vecs @ qvec).tolist()))
 
         ranked = fuse(lex, sem, fusion, cosine_of=cosine_of)
+        if sort != "relevance" and lex:
+            # Date/vote order needs a set of matches, and semantic neighbours never run
+            # out; the lexical matches are that set (ranked candidates only add noise).
+            matched = {r for r, _ in lex}
+            ranked = [t for t in ranked if t[0] in matched]
 
     total = len(ranked)
     if used in ("lexical", "hybrid") and len(lex) >= pool:
@@ -268,9 +271,9 @@ def similar(conn: sqlite3.Connection, paper_id: str, *, limit: int = 10) -> list
     if stored and stored[0] == paper["content_hash"] and len(stored[2]) >= limit:
         ranked = [(int(r), float(s)) for r, s in stored[2]]
     elif model:
-        from paperwire.index.semantic import get_view
+        from paperwire.index.semantic import get_query_index
 
-        view = get_view(conn, model)
+        view = get_query_index(conn, model)
         if len(view) > 1:
             found, vecs = view.vectors_for([rowid])
             if not found:

@@ -133,7 +133,8 @@ class VectorView:
 
 
 def get_view(conn: sqlite3.Connection, model: str, *, force_check: bool = False) -> VectorView:
-    """The process-wide vector view for this database and model, reloaded when stale."""
+    """A full in-memory matrix of the model's vectors for batch work (similar-paper
+    lists at index time), cached per process and reloaded when the store changed."""
     key = (db_key(conn), model)
     with _LOCK:
         view = _VIEWS.get(key)
@@ -151,7 +152,48 @@ def get_view(conn: sqlite3.Connection, model: str, *, force_check: bool = False)
     return view
 
 
+class QueryIndex:
+    """What search needs from a vector index: top-k for a query vector and vectors of given
+    papers. Wraps the embed area's shared :class:`paperwire.index.vectors.VectorIndex`
+    (exact below its ANN threshold, usearch HNSW above), which is cached per database file
+    and caught up incrementally when the store changes."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def top(self, qvec: np.ndarray, k: int, *, exclude: int | None = None, allowed=None) -> list[tuple[int, float]]:
+        k = max(0, min(int(k), len(self.index)))
+        if k == 0:
+            return []
+        ids, scores = self.index.search(qvec, k, allowed=allowed, exclude=() if exclude is None else (exclude,))
+        return list(zip(ids.tolist(), scores.tolist()))
+
+    def vectors_for(self, rowids) -> tuple[list[int], np.ndarray]:
+        found, vecs = [], []
+        for r in rowids:
+            v = self.index.vector(int(r))
+            if v is not None:
+                found.append(int(r))
+                vecs.append(v)
+        if not found:
+            return [], np.zeros((0, self.index.dim), np.float32)
+        return found, np.vstack(vecs).astype(np.float32)
+
+
+def get_query_index(conn: sqlite3.Connection, model: str) -> QueryIndex:
+    """The process-wide vector index for querying this database with ``model``."""
+    from paperwire.index.vectors import shared_index
+
+    return QueryIndex(shared_index(conn, model))
+
+
 def drop_views() -> None:
-    """Forget cached views (tests; after rebuilding a database in place)."""
+    """Forget cached views and indexes (tests; after rebuilding a database in place)."""
+    from paperwire.index.vectors import clear_shared
+
     with _LOCK:
         _VIEWS.clear()
+    clear_shared()

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 
 from paperwire.ingest import BadRecord
 from paperwire.model import PaperRecord
-from paperwire.sources import arxiv_snapshot, beir, cs_abstracts, hf_daily, listing
+from paperwire.sources import arxiv_snapshot, beir, cs_abstracts, hf_daily, listing, reader
 from paperwire.sources.base import UnreadableFile, sniff
 
 Parser = Callable[[Path], Iterable[PaperRecord | BadRecord]]
@@ -113,12 +113,14 @@ def import_files(
     progress: bool = True,
     batch_size: int = 2000,
     track_changes: bool = False,
+    parallel: bool | None = None,
 ):
     """Import files into the store and return one :class:`~paperwire.ingest.ImportReport`.
 
     Every file's format is settled before anything is written, so an unreadable
     file fails the import up front. With ``strict`` the whole import is one
     transaction: the first bad record aborts it and nothing is written.
+    ``parallel`` parses in a second process (default: for inputs of 16 MiB or more).
     """
     from paperwire.ingest import ImportReport, import_records, progress_bar
     from paperwire.store.db import transaction
@@ -135,13 +137,17 @@ def import_files(
         for p, name in plan:
             yield from FORMATS[name][0](p)
 
+    if parallel is None:
+        parallel = reader.input_size(plan) >= reader.PARALLEL_MIN_BYTES
+    source = reader.parallel_records(plan) if parallel else records()
+
     bar = progress_bar(desc="importing") if progress else None
     try:
         if strict:
             with transaction(conn):
-                return import_records(conn, records(), strict=True, batch_size=batch_size,
+                return import_records(conn, source, strict=True, batch_size=batch_size,
                                       on_progress=bar.update if bar is not None else None, track_changes=track_changes)
-        return import_records(conn, records(), batch_size=batch_size,
+        return import_records(conn, source, batch_size=batch_size,
                               on_progress=bar.update if bar is not None else None, track_changes=track_changes)
     finally:
         if bar is not None:

@@ -338,7 +338,9 @@ def _from_arxiv(raw: dict) -> PaperRecord:
     f = raw["fields"]
     authors = []
     for a in raw["authors"]:
-        name = " ".join(p for p in (a.get("forenames"), a.get("keyname"), a.get("suffix")) if p)
+        # arXiv splits hyphenated initials ("C. -P."); join them back as the snapshot importer does.
+        first = re.sub(r"\. -(?=\w)", ".-", a.get("forenames") or "")
+        name = " ".join(p for p in (first, a.get("keyname"), a.get("suffix")) if p)
         if name:
             authors.append(delatex(name))
     created = iso_date(_text(f, "created"))

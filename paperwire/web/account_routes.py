@@ -15,7 +15,7 @@ from paperwire.model import parse_arxiv_id
 from paperwire.store import accounts, submissions
 from paperwire.store import papers as store
 from paperwire.web import security
-from paperwire.web.context import check_csrf, conn, current_user, finish, render, state
+from paperwire.web.context import check_csrf, conn, current_user, render, state
 from paperwire.web.pages import error_page, lookup_paper
 
 router = APIRouter()
@@ -196,5 +196,5 @@ def submit(request: Request, arxiv_id: str = Form(""), csrf_token: str = Form(""
     ctx = {"mine": accounts.user_submissions(c, user["id"]), "arxiv_id": arxiv_id}
     if status == "invalid":
         return render(request, "submit.html", dict(ctx, error=info["message"]), status=422)
-    return finish(request, render(request, "submit.html", dict(
-        ctx, message=f"Thanks! arXiv:{info['arxiv_id']} is queued; it appears here after the next harvest.")))
+    return render(request, "submit.html", dict(
+        ctx, message=f"Thanks! arXiv:{info['arxiv_id']} is queued; it appears here after the next harvest."))

@@ -131,7 +131,7 @@ def create_app(settings: Settings, *, demo: bool = False, cache: bool = True) ->
 def jsonable(errors) -> list:
     out = []
     for e in errors:
-        out.append({k: (v if isinstance(v, (str, int, float, bool, type(None), list)) else str(v))
+        out.append({k: (list(v) if isinstance(v, tuple) else v if isinstance(v, (str, int, float, bool, type(None), list)) else str(v))
                     for k, v in e.items() if k != "ctx"})
     return out
 

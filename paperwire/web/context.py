@@ -82,7 +82,7 @@ class WebState:
         )
         register_filters(self.env)
         self.static_version = _static_version()
-        self.env.globals.update(static_version=self.static_version, demo=demo, quote=quote)
+        self.env.globals.update(static_version=self.static_version, demo=demo, quote=quote, purl=paper_url)
         # Migrations once, up front, not in the first request of each thread.
         connect(settings.db_path).close()
 
@@ -93,6 +93,11 @@ class WebState:
             c = connect(self.settings.db_path, migrate_schema=False)
             self._local.conn = c
         return c
+
+
+def paper_url(paper_id: str) -> str:
+    """The site path of a paper page (ids may hold '/', as old arXiv ids do)."""
+    return "/papers/" + quote(paper_id, safe="/")
 
 
 def _static_version() -> str:

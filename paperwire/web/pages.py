@@ -161,13 +161,15 @@ def search_page(request: Request):
         mode = qp.get("mode", "hybrid")
         sort = qp.get("sort", "relevance")
         page = _int(request, "page", 1, 1, 500)
-        full = searching.build_query(q, **form)
+        filters = searching.form_filters(**form)
+        full = searching.describe(q, filters)
         ctx = {"q": q, "form": form, "mode": mode, "sort": sort, "page": page, "results": None,
                "error": None, "modes": searching.MODES, "sorts": searching.SORTS, "full_query": full,
                "page_size": 20}
         if full:
             try:
-                res = searching.run_search(conn(request), full, mode=mode, limit=20, offset=(page - 1) * 20, sort=sort)
+                res = searching.run_search(conn(request), q, mode=mode, limit=20, offset=(page - 1) * 20, sort=sort,
+                                           filters=filters)
             except searching.SearchInputError as exc:
                 ctx["error"] = str(exc)
                 if wants_json(request):

@@ -46,33 +46,38 @@ def _search_module():
     return mod
 
 
-def build_query(q: str, *, author: str = "", category: str = "", year_from: str = "", year_to: str = "") -> str:
-    """Fold the search form's filter fields into the query syntax the engine parses."""
-    parts = [q.strip()] if q and q.strip() else []
+def form_filters(*, author: str = "", category: str = "", year_from: str = "", year_to: str = "") -> dict:
+    """The search form's filter fields as keyword filters for ``search()``."""
+    f: dict = {}
     if author.strip():
-        parts.append("author:" + _quote(author.strip()))
+        f["author"] = author.strip()[:100]
     if category.strip():
-        parts.append("cat:" + _quote(category.strip()))
-    yf, yt = year_from.strip(), year_to.strip()
+        f["category"] = category.strip()[:40]
+    yf, yt = year_from.strip()[:10], year_to.strip()[:10]
     if yf and yt:
-        parts.append(f"year:{yf}-{yt}")
+        f["year"] = f"{yf}-{yt}"
     elif yf:
-        parts.append(f"after:{yf}")
+        f["after"] = yf
     elif yt:
-        parts.append(f"before:{int(yt) + 1}" if yt.isdigit() else f"before:{yt}")
+        f["before"] = str(int(yt) + 1) if yt.isdigit() else yt
+    return f
+
+
+def describe(query: str, filters: dict) -> str:
+    """The query plus its filters in query syntax, for headings and feed links."""
+    parts = [query.strip()] if query.strip() else []
+    for k, v in filters.items():
+        key = {"category": "cat"}.get(k, k)
+        parts.append(f'{key}:"{v}"' if " " in v else f"{key}:{v}")
     return " ".join(parts)
 
 
-def _quote(v: str) -> str:
-    v = v.replace('"', "")
-    return f'"{v}"' if any(c.isspace() for c in v) else v
-
-
 def run_search(conn, query: str, *, mode: str = "hybrid", limit: int = 20, offset: int = 0,
-               sort: str = "relevance") -> Results:
+               sort: str = "relevance", filters: dict | None = None) -> Results:
     """Run a search; raises SearchInputError with a message for people."""
     query = (query or "").strip()
-    if not query:
+    filters = filters or {}
+    if not query and not filters:
         raise SearchInputError("Type something to search for.")
     if len(query) > MAX_QUERY_CHARS:
         raise SearchInputError(f"Queries are limited to {MAX_QUERY_CHARS} characters (this one has {len(query)}).")
@@ -82,7 +87,7 @@ def run_search(conn, query: str, *, mode: str = "hybrid", limit: int = 20, offse
         raise SearchInputError(f"sort must be one of {', '.join(SORTS)}")
     mod = _search_module()
     if mod is None:
-        terms = [t for t in _split(query) if t]
+        terms = [t for t in _split(describe(query, filters)) if t]
         papers, total = feed.like_search(conn, terms, limit=limit, offset=offset)
         from paperwire.web.textfmt import plain_snippet
         from markupsafe import escape
@@ -90,7 +95,7 @@ def run_search(conn, query: str, *, mode: str = "hybrid", limit: int = 20, offse
         return Results(query, [Result(p, str(escape(plain_snippet(p["abstract"])))) for p in papers], total,
                        "substring", ["the search index is not installed: substring match on title and abstract"])
     try:
-        res = mod.search(conn, query, mode=mode, limit=limit, offset=offset, sort=sort)
+        res = mod.search(conn, query, mode=mode, limit=limit, offset=offset, sort=sort, **filters)
     except mod.QueryError as exc:
         raise SearchInputError(str(exc)) from None
     hits = []
@@ -118,6 +123,8 @@ def similar_papers(conn, paper_id: str, *, limit: int = 8) -> list[dict]:
         return []
     try:
         hits = mod.similar(conn, paper_id, limit=limit)
+    except KeyError:
+        return []
     except Exception:  # noqa: BLE001 - a broken index must not take the paper page down
         log.exception("similar papers failed for %s", paper_id)
         return []

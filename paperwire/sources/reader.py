@@ -1,0 +1,87 @@
+"""Parse in a second process while the first one writes.
+
+Parsing (JSON/CSV decoding, field clean-up) is about half the cost of an
+import and needs no database, so for large inputs a child process runs the
+parsers and hands records over in pickled batches through a bounded queue.
+On 2 cores the two halves overlap; memory stays flat because the pipe
+blocks the parser while the writer is behind.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from pathlib import Path
+from typing import Iterator
+
+BATCH = 1000
+# Below this much input a second process costs more than it saves.
+PARALLEL_MIN_BYTES = 16 * 2**20
+
+_DONE = "__done__"
+
+
+def input_size(plan: list[tuple[Path, str]]) -> int:
+    total = 0
+    for path, _ in plan:
+        path = Path(path)
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            total += sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    return total
+
+
+def _produce(plan, sender) -> None:
+    from paperwire.sources import FORMATS
+
+    try:
+        batch = []
+        for path, name in plan:
+            for item in FORMATS[name][0](Path(path)):
+                batch.append(item)
+                if len(batch) >= BATCH:
+                    sender.send(batch)  # blocks while the parent is busy: backpressure
+                    batch = []
+        if batch:
+            sender.send(batch)
+        sender.send(_DONE)
+    except (BrokenPipeError, ConnectionResetError):
+        os._exit(0)  # the parent is gone (killed): nothing left to do
+    except BaseException as exc:  # hand the failure to the parent, which re-raises it
+        try:
+            sender.send(exc)
+        except Exception:
+            try:
+                sender.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
+            except Exception:
+                os._exit(1)
+    finally:
+        sender.close()
+
+
+def parallel_records(plan: list[tuple[Path, str]]) -> Iterator:
+    """Yield the records of ``plan`` (path, format) parsed in a child process."""
+    ctx = mp.get_context("spawn")  # no inherited SQLite handles or threads
+    # One-way pipe; the child holds only the write end, so if this process dies the
+    # child's next send fails and it exits rather than lingering.
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_produce, args=([(str(p), n) for p, n in plan], sender), daemon=True)
+    proc.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                item = receiver.recv()
+            except EOFError:
+                raise RuntimeError("the parser process died without a word") from None
+            if isinstance(item, str) and item == _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+    finally:
+        receiver.close()
+        if proc.is_alive():
+            proc.terminate()
+        proc.join(timeout=5)

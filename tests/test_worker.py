@@ -1,0 +1,109 @@
+"""The built-in scheduler: digests at the configured hour/weekday, the sync job, the outbox."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import types
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from digest_support import SECRET, SmtpServer, activate, add_papers, make_settings
+from paperwire import worker
+from paperwire.digest.subscriptions import Preferences, subscribe
+from paperwire.store import digest as sql
+
+MONDAY_6 = datetime(2026, 11, 23, 6, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def smtp():
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def no_sync(monkeypatch):
+    monkeypatch.setitem(sys.modules, "paperwire.sync", None)  # import fails: the job is skipped
+
+
+def test_digests_at_the_configured_hour_once_per_period(conn, db_path, smtp, no_sync):
+    settings = make_settings(db_path, smtp.port, digest_hour=7, digest_weekday=0, sync_hour=5)
+    add_papers(conn, 6, now=MONDAY_6)
+    activate(conn, settings, "d@example.org", frequency="daily", top_n=2)
+    activate(conn, settings, "w@example.org", frequency="weekly", top_n=2)
+
+    assert not [l for l in worker.tick(conn, settings, MONDAY_6) if l.startswith("digest")]
+    assert smtp.messages == []
+    lines = worker.tick(conn, settings, MONDAY_6.replace(hour=7, minute=1))
+    assert any(l.startswith("digest-daily: daily:2026-11-23") for l in lines)
+    assert any(l.startswith("digest-weekly: weekly:2026-W48") for l in lines)
+    assert len(smtp.handler.to("d@example.org")) == 1 and len(smtp.handler.to("w@example.org")) == 1
+    # Later ticks the same day: the jobs are done.
+    assert not [l for l in worker.tick(conn, settings, MONDAY_6.replace(hour=9)) if l.startswith("digest")]
+    # Tuesday: a new daily period; the weekly one waits for next Monday.
+    add_papers(conn, 4, start=100, now=MONDAY_6 + timedelta(days=1))
+    lines = worker.tick(conn, settings, MONDAY_6.replace(hour=8) + timedelta(days=1))
+    assert [l.split(":")[0] for l in lines if l.startswith("digest")] == ["digest-daily"]
+    assert len(smtp.handler.to("d@example.org")) == 2 and len(smtp.handler.to("w@example.org")) == 1
+    assert sql.get_job(conn, "digest-weekly", "weekly:2026-W48")["state"] == "done"
+    assert sql.get_job(conn, "sync", "2026-11-23")["state"] == "skipped"
+
+
+def test_sync_job_runs_daily_after_sync_hour(conn, db_path, smtp, monkeypatch):
+    calls = []
+    fake = types.ModuleType("paperwire.sync")
+
+    def run_sync(c, s):
+        calls.append(s.db_path)
+        if len(calls) == 1:
+            return {"ok": False, "errors": ["arXiv said 503"]}
+        return {"ok": True, "changed": 3}
+
+    fake.run_sync = run_sync
+    monkeypatch.setitem(sys.modules, "paperwire.sync", fake)
+    settings = make_settings(db_path, smtp.port, sync_hour=6, digest_hour=23)
+    assert not worker.tick(conn, settings, MONDAY_6.replace(hour=5))
+    lines = worker.tick(conn, settings, MONDAY_6)
+    assert calls and "failed (arXiv said 503)" in lines[0]
+    assert not worker.tick(conn, settings, MONDAY_6 + timedelta(minutes=10))  # retry waits 30 min
+    lines = worker.tick(conn, settings, MONDAY_6 + timedelta(minutes=31))
+    assert len(calls) == 2 and "done" in lines[0]
+    assert not worker.tick(conn, settings, MONDAY_6 + timedelta(hours=3))
+    assert sql.get_job(conn, "sync", "2026-11-23")["state"] == "done"
+
+
+def test_worker_flushes_queued_confirmations(conn, db_path, smtp, no_sync):
+    settings = make_settings(db_path, smtp.port, digest_hour=23, sync_hour=23)
+    subscribe(conn, settings, "new@example.org", Preferences())  # queued by the web form, not sent yet
+    lines = worker.tick(conn, settings, MONDAY_6)
+    assert "outbox confirm: 1 sent" in " ".join(lines)
+    assert smtp.messages[0].msg["Subject"] == "Confirm your paperwire digest"
+
+
+def test_worker_command_runs_and_stops_on_sigterm(db_path, smtp):
+    import os
+
+    env = dict(os.environ, PAPERWIRE_SECRET_KEY=SECRET, PAPERWIRE_SMTP_PORT=str(smtp.port),
+               PAPERWIRE_DIGEST_TIMEZONE="UTC", PAPERWIRE_DIGEST_HOUR="7", PAPERWIRE_SYNC_HOUR="23")
+    from paperwire.store.db import connect
+
+    conn = connect(db_path)
+    add_papers(conn, 3, now=MONDAY_6)
+    activate(conn, make_settings(db_path, smtp.port), "cmd@example.org", top_n=2)
+    conn.close()
+    once = subprocess.run([sys.executable, "-m", "paperwire", "--db", str(db_path), "worker", "--once",
+                           "--now", "2026-11-23T08:00:00Z"], env=env, capture_output=True, text=True, timeout=60)
+    assert once.returncode == 0, once.stderr
+    assert "digest-daily: daily:2026-11-23" in once.stderr and len(smtp.messages) == 1
+    proc = subprocess.Popen([sys.executable, "-m", "paperwire", "--db", str(db_path), "worker", "--interval", "0.2",
+                             "--now", "2026-11-23T08:00:00Z"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "worker stopped" in err
+    assert len(smtp.messages) == 1  # same period: nothing sent twice
