@@ -10,6 +10,7 @@ from pathlib import Path
 
 from paperwire.ingest import ImportReport
 from paperwire.sources import import_files
+from paperwire.store.meta import get_meta, set_meta
 
 
 def demo_files() -> list[Path]:
@@ -20,7 +21,7 @@ def demo_files() -> list[Path]:
 
 
 def is_demo_loaded(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM meta WHERE key='demo_loaded'").fetchone() is not None
+    return get_meta(conn, "demo_loaded") is not None
 
 
 def load_demo(conn: sqlite3.Connection, *, progress: bool = True) -> ImportReport | None:
@@ -28,5 +29,5 @@ def load_demo(conn: sqlite3.Connection, *, progress: bool = True) -> ImportRepor
     if is_demo_loaded(conn):
         return None
     report = import_files(conn, demo_files(), progress=progress)
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('demo_loaded', '1')")
+    set_meta(conn, "demo_loaded", "1")
     return report

@@ -53,20 +53,10 @@ def trending(
         since = (ref - timedelta(days=window_days)).strftime("%Y-%m-%d")
     if until is None:
         until = "9999-12-31"
-    rows = conn.execute(
-        """
-        SELECT *, (upvotes + local_upvotes) AS votes,
-               (upvotes + local_upvotes + 1.0) /
-               pow(max((julianday(:now) - julianday(COALESCE(listed_at, published, first_seen))) * 24.0, 0.0)
-                   + :offset, :gravity) AS score
-        FROM papers
-        WHERE hidden = 0 AND feed_date >= :since AND feed_date <= :until
-        ORDER BY score DESC, id DESC
-        LIMIT :limit OFFSET :skip
-        """,
-        {"now": ref.strftime("%Y-%m-%dT%H:%M:%SZ"), "offset": OFFSET_HOURS, "gravity": GRAVITY,
-         "since": since, "until": until, "limit": limit, "skip": offset},
-    ).fetchall()
+    rows = store.trending_rows(
+        conn, now=ref.strftime("%Y-%m-%dT%H:%M:%SZ"), offset_hours=OFFSET_HOURS, gravity=GRAVITY,
+        since=since, until=until, limit=limit, skip=offset,
+    )
     out = []
     for r in rows:
         p = store.row_to_paper(r)

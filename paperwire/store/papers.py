@@ -186,3 +186,23 @@ def store_stats(conn: sqlite3.Connection) -> dict:
         "by_year": by_year,
         "rev": current_rev(conn),
     }
+
+
+def trending_rows(conn: sqlite3.Connection, *, now: str, offset_hours: float, gravity: float,
+                  since: str, until: str, limit: int, skip: int) -> list[sqlite3.Row]:
+    """Visible papers filed between ``since`` and ``until`` ranked by the trending score
+    (see :mod:`paperwire.rank`); rows carry ``votes`` and ``score``."""
+    return conn.execute(
+        """
+        SELECT *, (upvotes + local_upvotes) AS votes,
+               (upvotes + local_upvotes + 1.0) /
+               pow(max((julianday(:now) - julianday(COALESCE(listed_at, published, first_seen))) * 24.0, 0.0)
+                   + :offset, :gravity) AS score
+        FROM papers
+        WHERE hidden = 0 AND feed_date >= :since AND feed_date <= :until
+        ORDER BY score DESC, id DESC
+        LIMIT :limit OFFSET :skip
+        """,
+        {"now": now, "offset": offset_hours, "gravity": gravity, "since": since, "until": until,
+         "limit": limit, "skip": skip},
+    ).fetchall()
