@@ -10,7 +10,6 @@ are the sender's. Prints JSON: compose and delivery rates, peak RSS of the sende
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import multiprocessing as mp
 import os
@@ -103,12 +102,12 @@ def main() -> None:
     t0 = time.perf_counter()
     digest_send.compose_period(conn, settings, "daily", now=now, report=report)
     t1 = time.perf_counter()
+    sizes = conn.execute("SELECT AVG(LENGTH(message)), AVG(json_array_length(papers)) FROM digest_sends").fetchone()
     digest_send.deliver_due(conn, settings, "digest", report=report)
     t2 = time.perf_counter()
     deadline = time.monotonic() + 30
     while counter.value < report.sent and time.monotonic() < deadline:
         time.sleep(0.05)
-    sizes = conn.execute("SELECT AVG(LENGTH(message)), AVG(json_array_length(papers)) FROM digest_sends").fetchone()
     out = {
         "subscribers": args.subscribers, "papers": args.papers,
         "composed": report.composed, "sent": report.sent, "received_by_server": counter.value,

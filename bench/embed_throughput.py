@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--st-batch", type=int, default=32, help="sentence-transformers' default batch size")
     ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fp32", action="store_true", help="also time the onnx fp32-compute backend")
     args = ap.parse_args()
 
     from paperwire.index.embeddings import get_embedder, paper_text
@@ -59,15 +60,22 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001
             print(f"anchor unavailable: {exc}")
 
+    fp32 = get_embedder("onnx-fp32") if args.fp32 else None
     onnx.encode(texts[:16])  # warm-up
+    if fp32 is not None:
+        fp32.encode(texts[:16])
     if st is not None:
         st.encode(texts[:16], batch_size=args.st_batch)
-    best = {"onnx": float("inf"), "st": float("inf")}
+    best = {"onnx": float("inf"), "st": float("inf"), "fp32": float("inf")}
     v_onnx = v_st = None
     for r in range(args.rounds):
         v_onnx, s = timed(onnx.encode, texts, batch_size=args.batch)
         best["onnx"] = min(best["onnx"], s)
         print(f"round {r + 1}: onnx int8 {len(texts) / s:7.1f} abstracts/s ({s:.2f} s)")
+        if fp32 is not None:
+            v_fp32, s = timed(fp32.encode, texts, batch_size=args.batch)
+            best["fp32"] = min(best["fp32"], s)
+            print(f"round {r + 1}: onnx fp32 {len(texts) / s:7.1f} abstracts/s ({s:.2f} s)")
         if st is not None:
             v_st, s = timed(st.encode, texts, batch_size=args.st_batch, normalize_embeddings=True, convert_to_numpy=True)
             best["st"] = min(best["st"], s)
@@ -78,11 +86,16 @@ def main() -> None:
     print("|---|---|")
     print(f"| paperwire onnx int8 (length-sorted batches, {onnx.session.get_session_options().intra_op_num_threads} threads) "
           f"| {len(texts) / best['onnx']:.1f} |")
+    if fp32 is not None:
+        print(f"| paperwire onnx-fp32 (same batching) | {len(texts) / best['fp32']:.1f} |")
     if st is not None:
         print(f"| sentence-transformers encode fp32 (anchor) | {len(texts) / best['st']:.1f} |")
         print(f"\nspeed-up vs anchor: {best['st'] / best['onnx']:.2f}x")
         cos = np.sum(v_onnx * v_st, axis=1)
         print(f"cosine(onnx int8, ST fp32) per abstract: mean {cos.mean():.4f}, min {cos.min():.4f}, p5 {np.percentile(cos, 5):.4f}")
+        if fp32 is not None:
+            cos = np.sum(v_fp32 * v_st, axis=1)
+            print(f"cosine(onnx fp32, ST fp32) per abstract: mean {cos.mean():.4f}, min {cos.min():.4f}")
         # Neighbour agreement: does int8 keep each abstract's top-10 neighbours?
         k = 10
         s_a = v_onnx @ v_onnx.T

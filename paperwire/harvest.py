@@ -275,6 +275,10 @@ def _harvest(conn, job, base_url, prefix, set_spec, from_date, until, fetcher, m
             hsql.set_error(conn, job, msg)
             raise HarvestError(msg)
 
+        if page.token and page.token == token:
+            msg = f"{origin}: the repository returned the same resumption token again; stopping to avoid a loop"
+            hsql.set_error(conn, job, msg)
+            raise HarvestError(msg)
         _commit_page(conn, job, prefix, page, report)
         if on_page:
             on_page(report)

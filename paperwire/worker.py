@@ -88,8 +88,9 @@ def tick(conn: sqlite3.Connection, settings: Settings, now: datetime | None = No
             r = deliver_due(conn, settings, kind, wait_for_retries=False, lock_timeout=0)
         except (DigestBusy, SmtpConfigError):
             continue
-        if r.sent or r.failed:
-            did.append(f"outbox {kind}: {r.sent} sent, {len(r.failed)} failed, {r.deferred} deferred")
+        if r.sent or r.failed or r.notes:
+            did.append(f"outbox {kind}: {r.sent} sent, {len(r.failed)} failed, {r.deferred} deferred"
+                       + (f" ({r.notes[-1]})" if r.notes else ""))
     return did
 
 

@@ -39,7 +39,7 @@ def test_periods_daily_and_weekly():
 
 def test_sections_and_each_paper_once_ever(conn, db_path, smtp):
     settings = make_settings(db_path, smtp.port)
-    ids = add_papers(conn, 12, categories=("cs.CL",))
+    add_papers(conn, 12, categories=("cs.CL",))
     add_papers(conn, 3, start=100, categories=("math.AG",), authors=["Emmy Noether"], prefix="Algebra")
     sub = activate(conn, settings, "f@example.org", top_n=2, authors=["emmy noether"], categories=["cs.CL"],
                    queries=["number 2"])
@@ -195,3 +195,18 @@ def test_weekly_and_daily_are_separate_periods(conn, db_path, smtp):
     digest_send.run_digests(conn, settings, "weekly", now=t + timedelta(days=1))
     assert len(smtp.handler.to("daily@example.org")) == 2 and len(smtp.handler.to("weekly@example.org")) == 1
     assert smtp.handler.to("weekly@example.org")[0].msg["Subject"].startswith("Weekly papers:")
+
+
+def test_non_ascii_headers_and_7bit_wire_format(conn, db_path, smtp):
+    settings = make_settings(db_path, smtp.port, mail_from="Pàpërwire Digest <digest@papers.example>")
+    add_papers(conn, 1, prefix="Über Gödel’s théorème — 数学")
+    activate(conn, settings, "u@example.org", top_n=1)
+    assert digest_send.run_digests(conn, settings, "daily").sent == 1
+    raw = smtp.messages[0].data
+    assert raw.isascii()  # quoted-printable bodies, RFC 2047 headers: safe through any relay
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    msg = smtp.messages[0].msg
+    assert str(msg["Subject"]).startswith("Daily papers: Über Gödel’s théorème — 数学 1")
+    assert msg["From"].addresses[0].display_name == "Pàpërwire Digest"
+    assert "Über Gödel’s théorème — 数学 1" in msg.get_body(("html",)).get_content()
+    assert msg.defects == [] and all(not p.defects for p in msg.iter_parts())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -67,6 +66,8 @@ def test_5xx_is_permanent_recorded_and_reported(conn, db_path, smtp, monkeypatch
     assert out.exit_code == 1
     assert "failed: gone@example.org: 550" in out.output
     assert sql.get_subscription(conn, bad["id"])["status"] == "bounced"  # 2 consecutive permanent failures
+    out = CliRunner().invoke(cli, ["--db", str(db_path), "digest", "list", "--problems"])
+    assert out.exit_code == 0 and out.output.count("gone@example.org") == 2 and "550 5.1.1" in out.output
 
 
 def test_connection_refused_then_server_comes_up(conn, db_path):
@@ -156,7 +157,7 @@ def test_rate_limit_applies_to_real_sends(conn, db_path, smtp, monkeypatch):
 def test_unsubscribed_after_compose_is_not_sent(conn, db_path, smtp):
     settings = make_settings(db_path, smtp.port)
     add_papers(conn, 2)
-    sub = activate(conn, settings, "bye@example.org", top_n=1)
+    activate(conn, settings, "bye@example.org", top_n=1)
     digest_send.run_digests(conn, settings, "daily", deliver=False)
     from paperwire.digest.subscriptions import unsubscribe
 
@@ -195,3 +196,26 @@ def test_cli_subscribe_confirm_send_list(db_path, smtp, monkeypatch):
     out = runner.invoke(cli, db + ["digest", "send"])
     assert out.exit_code == 1 and "PAPERWIRE_SECRET_KEY" in out.output
     c.close()
+
+
+def test_one_failing_compose_does_not_stop_the_others(conn, db_path, smtp, monkeypatch):
+    settings = make_settings(db_path, smtp.port)
+    add_papers(conn, 3)
+    for email in ("a1@example.org", "boom@example.org", "a2@example.org"):
+        activate(conn, settings, email, top_n=1)
+    real = digest_send.render.digest_message
+
+    def flaky(settings, digest, **kw):
+        if digest.subscription["email"] == "boom@example.org":
+            raise ValueError("template exploded")
+        return real(settings, digest, **kw)
+
+    monkeypatch.setattr(digest_send.render, "digest_message", flaky)
+    report = digest_send.run_digests(conn, settings, "daily")
+    assert report.sent == 2 and not report.ok
+    assert report.failed == [{"recipient": "boom@example.org", "period": report.period,
+                              "error": "compose failed: ValueError: template exploded"}]
+    # Nothing recorded for it: the next run tries again.
+    monkeypatch.setattr(digest_send.render, "digest_message", real)
+    assert digest_send.run_digests(conn, settings, "daily").sent == 1
+    assert len(smtp.handler.to("boom@example.org")) == 1

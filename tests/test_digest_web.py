@@ -136,3 +136,24 @@ def test_router_in_a_bare_app(db_path, smtp):
     assert sql.get_subscription(conn, sub["id"])["status"] == "unsubscribed"
     assert client.get("/digest/manage?token=garbage").status_code == 400
     conn.close()
+
+
+def test_subscribe_form_is_rate_limited_per_address(db_path, smtp, monkeypatch):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from paperwire.web import digest_routes
+
+    monkeypatch.setattr(digest_routes, "SUBSCRIBE_LIMIT", 2)
+    app = FastAPI()
+    app.state.settings = make_settings(db_path, smtp.port)
+    app.include_router(digest_routes.router)
+    client = TestClient(app, base_url="https://testserver")
+    token = _csrf(client.get("/digest").text)
+    codes = [client.post("/digest/subscribe", data={"csrf_token": token, "email": f"r{i}@example.org",
+                                                   "top_n": "3", "frequency": "daily"}).status_code
+             for i in range(3)]
+    assert codes == [200, 200, 429]
+    conn = connect(db_path)
+    assert len(sql.list_subscriptions(conn)) == 2
+    conn.close()

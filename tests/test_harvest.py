@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
@@ -245,3 +244,47 @@ def test_cli_harvest_json(db_path, tmp_path):
         r = CliRunner().invoke(cli, ["--db", str(db_path), "harvest", "--set", "cs", "--base-url", srv.url + "/oai",
                                      "--from", "2026-13-01"], env=env)
         assert r.exit_code != 0 and "Error:" in r.output
+
+
+def test_until_alone_is_a_backfill_window_and_max_pages_resumes(conn, db_path):
+    repo = FakeRepository(simple_records(4, datestamp="2026-11-10") + simple_records(4, start=50, datestamp="2026-11-20"),
+                          page_size=2)
+    with LocalServer(repo.handle) as srv:
+        s = settings_for(db_path, srv.url)
+        harvest(conn, s, set_spec="cs", from_date="2026-11-20")
+        assert len(paper_ids(conn)) == 4
+        n = len(srv.requests)
+        rep = harvest(conn, s, set_spec="cs", until="2026-11-15", max_pages=1)
+        assert "from" not in srv.requests[n].params and srv.requests[n].params["until"] == "2026-11-15"
+        assert rep.status == "partial" and len(paper_ids(conn)) == 6
+        rep = harvest(conn, s, set_spec="cs", until="2026-11-15")  # same window: resumes
+        assert rep.resumed and rep.status == "done" and len(paper_ids(conn)) == 8
+        # the backfill did not move the incremental cursor backwards
+        assert hsql.get_state(conn, rep.job)["last_datestamp"] == "2026-11-20"
+
+
+def test_cli_harvest_status(db_path):
+    from click.testing import CliRunner
+
+    from paperwire.cli import cli
+
+    repo = FakeRepository(simple_records(5), page_size=2)
+    with LocalServer(repo.handle) as srv:
+        env = {"PAPERWIRE_HARVEST_DELAY": "0"}
+        args = ["--db", str(db_path), "harvest", "--set", "cs", "--base-url", srv.url + "/oai"]
+        r = CliRunner().invoke(cli, args + ["--max-pages", "1"], env=env)
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(cli, ["--db", str(db_path), "harvest", "--status"])
+        assert "interrupted run: 1 pages, 2 records committed" in r.output
+        CliRunner().invoke(cli, args, env=env)
+        r = CliRunner().invoke(cli, ["--db", str(db_path), "harvest", "--status"])
+        assert "next incremental run from: 2026-11-20" in r.output and "interrupted" not in r.output
+
+
+def test_repository_repeating_its_token_is_stopped(conn, db_path):
+    body = fixture_bytes("oai/listrecords_arxivraw_page1.xml")
+    with LocalServer(lambda p, q: (200, {"Content-Type": "text/xml"}, body)) as srv:
+        with pytest.raises(HarvestError, match="same resumption token"):
+            harvest(conn, settings_for(db_path, srv.url), set_spec="cs")
+        assert len(srv.requests) == 2
+    assert len(paper_ids(conn)) == 3  # the first page is kept, with its cursor

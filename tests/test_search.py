@@ -13,11 +13,20 @@ from paperwire.model import PaperRecord
 from tests.search_support import load_corpus
 
 
-@pytest.fixture
-def sconn(conn):
+@pytest.fixture(params=["tantivy", "fts5"])
+def sconn(request, conn, monkeypatch):
+    """A lexically indexed corpus, searched through each engine in turn."""
+    from paperwire.index import fastlex
+
+    fastlex.close_all()
     load_corpus(conn)
     update_index(conn, semantic=False)
-    return conn
+    if request.param == "fts5":
+        monkeypatch.setattr(fastlex, "fast_ready", lambda conn: None)
+    elif fastlex.fast_ready(conn) is None:
+        pytest.skip("tantivy not installed")
+    yield conn
+    fastlex.close_all()
 
 
 @pytest.fixture

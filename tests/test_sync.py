@@ -175,3 +175,31 @@ def test_cli_sync_json_exit_codes(db_path):
         env["PAPERWIRE_OAI_BASE_URL"] = srv.url + "/nothing-here"
         r = CliRunner().invoke(cli, ["--db", str(db_path), "sync", "--no-hf", "--no-index"], env=env)
         assert r.exit_code == 1 and "HTTP 404" in r.output
+
+
+def test_run_sync_hf_none_is_skipped(conn, db_path):
+    repo = FakeRepository(simple_records(1))
+    with LocalServer(_full_server(repo)) as srv:
+        s = make_settings(db_path, srv.url)
+        s.hf_base_url = "none"
+        out = run_sync(conn, s, index=False)
+        assert not any(r.path.startswith("/api/daily_papers") for r in srv.requests)
+    assert out["ok"] and out["hf"] is None
+
+
+def test_harvested_metadata_outranks_hf_and_hf_keeps_upvotes_fresh(conn, db_path):
+    oai_rec = simple_records(1, start=1234, title="Sparse MoE Retrieval for Long-Context QA (arXiv title)")[0]
+    repo = FakeRepository([oai_rec])
+    days = hf_days()
+    with LocalServer(router({"/oai": repo.handle, "/api/daily_papers": hf_handler(days)})) as srv:
+        s = make_settings(db_path, srv.url)
+        sync_hf(conn, s, date=HF_DAY)
+        from paperwire.harvest import harvest
+
+        harvest(conn, s, set_spec="cs")
+        p = store.get_paper(conn, "2611.01234")
+        assert p["title"] == "Sparse MoE Retrieval for Long-Context QA (arXiv title)" and p["upvotes"] == 57
+        days[HF_DAY][0]["paper"]["upvotes"] = 80
+        sync_hf(conn, s, date=HF_DAY)
+    p = store.get_paper(conn, "2611.01234")
+    assert p["title"] == "Sparse MoE Retrieval for Long-Context QA (arXiv title)" and p["upvotes"] == 80

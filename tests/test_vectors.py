@@ -204,3 +204,14 @@ def test_hnsw_cache_persists_and_catches_up(db_path):
     fourth = VectorIndex.load(c, e.name, kind="hnsw")
     assert fourth.load_info["source"] == "sqlite" and len(fourth) == 64
     c.close()
+
+
+@pytest.mark.parametrize("kind", ["exact", pytest.param("hnsw", marks=pytest.mark.skipif(not HAS_USEARCH, reason="needs usearch"))])
+def test_vectors_for_returns_found_in_order(kind):
+    idx = VectorIndex("m", 32, kind=kind)
+    mat = _vecs(50, seed=4)
+    idx.add(np.arange(100, 150), mat)
+    found, vecs = idx.vectors_for([120, 999, 101])
+    assert found.tolist() == [120, 101] and vecs.shape == (2, 32)
+    assert np.sum(vecs * mat[[20, 1]], axis=1).min() > 0.98  # exact, or dequantised int8
+    assert idx.vectors_for([999])[0].size == 0

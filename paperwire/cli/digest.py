@@ -110,6 +110,8 @@ def unsubscribe_cmd(ctx, email, token, mail_file):
 
     if sum(bool(x) for x in (email, token, mail_file)) != 1:
         fail("give exactly one of EMAIL, --token or --mail")
+    if token or mail_file:
+        _need_secret()  # tokens are checked against the site's secret key
     try:
         if mail_file:
             sub = unsubscribe_from_mail(ctx.conn, ctx.settings, mail_file.read())
@@ -122,13 +124,24 @@ def unsubscribe_cmd(ctx, email, token, mail_file):
 
 @digest.command("list")
 @click.option("--status", type=click.Choice(["pending", "active", "unsubscribed", "bounced"]))
+@click.option("--problems", is_flag=True, help="List failed, in-doubt and retrying mails instead.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def list_cmd(ctx, status, as_json):
+def list_cmd(ctx, status, problems, as_json):
     """Subscriptions and the send ledger's counts."""
     from paperwire.digest.subscriptions import public_view
     from paperwire.store import digest as sql
 
+    if problems:
+        rows = sql.problem_sends(ctx.conn)
+        if as_json:
+            echo_json(rows)
+            return
+        for r in rows:
+            click.echo(f"{r['recipient']:<32} {r['period']:<22} {r['state']:<9} tries {r['attempts']}  "
+                       f"{r['last_error'] or ''}")
+        click.echo(f"{len(rows)} mails need a look" if rows else "no failed, in-doubt or retrying mails")
+        return
     subs = [public_view(s) for s in sql.list_subscriptions(ctx.conn, status)]
     counts = sql.send_counts(ctx.conn)
     if as_json:
@@ -223,6 +236,12 @@ def send_cmd(ctx, frequency, now_s, no_wait, resend_in_doubt, as_json):
                 click.echo(f"  failed: {f['recipient']}: {f['error']}", err=True)
             for n in dict.fromkeys(r.notes):
                 click.echo(f"  note: {n}", err=True)
+    from paperwire.store import digest as sql
+
+    doubt = sql.send_counts(ctx.conn).get("in_doubt", 0)
+    if doubt and not as_json:
+        click.echo(f"note: {doubt} mail(s) in the ledger are in doubt (connection lost after the final '.'); "
+                   "they were probably delivered and are not resent unless you pass --resend-in-doubt", err=True)
     if not all(r.ok for r in reports):
         sys.exit(1)
 

@@ -34,14 +34,18 @@ def _show_errors(errors: list[str], total: int) -> None:
               help="arXivRaw carries version numbers, so newer versions replace older ones.")
 @click.option("--delay", type=float, metavar="SECONDS", help="Seconds between requests [default: $PAPERWIRE_HARVEST_DELAY, 3].")
 @click.option("--max-pages", type=int, help="Stop after this many pages (the next run resumes).")
+@click.option("--status", "show_status", is_flag=True, help="Show the stored cursors and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_ctx
-def harvest(ctx, sets, from_date, until, base_url, metadata_prefix, delay, max_pages, as_json):
+def harvest(ctx, sets, from_date, until, base_url, metadata_prefix, delay, max_pages, show_status, as_json):
     """Harvest new and changed arXiv papers over OAI-PMH (incremental, resumable after a crash)."""
     from paperwire.harvest import HarvestError, PoliteFetcher
     from paperwire.harvest import harvest as run_harvest
     from paperwire.sync import HarvestBusy, harvest_lock, harvest_sets
 
+    if show_status:
+        _status(ctx.conn, as_json)
+        return
     settings = _settings(ctx, delay)
     targets = list(sets) or harvest_sets(settings)
     conn = ctx.conn
@@ -81,6 +85,26 @@ def harvest(ctx, sets, from_date, until, base_url, metadata_prefix, delay, max_p
                        f"next run from {rep.last_datestamp or 'the beginning'}")
     if failed:
         fail(failed)
+
+
+def _status(conn, as_json: bool) -> None:
+    from paperwire.store import harvest as hsql
+
+    states = hsql.all_states(conn)
+    if as_json:
+        echo_json(states)
+        return
+    if not states:
+        click.echo("no harvest yet")
+    for st in states:
+        click.echo(f"{st['base_url']} {st['metadata_prefix']} set={st['set_spec'] or '(all)'}")
+        click.echo(f"  next incremental run from: {st['last_datestamp'] or 'the beginning'}"
+                   f" (last finished {st['last_completed_at'] or 'never'})")
+        if st["run_status"] == "running":
+            click.echo(f"  interrupted run: {st['run_pages']} pages, {st['run_records']} records committed; "
+                       f"rerun to resume (from={st['run_from'] or '-'}, until={st['run_until'] or '-'})")
+        if st["last_error"]:
+            click.echo(f"  last error: {st['last_error']}")
 
 
 @click.command("sync-hf")

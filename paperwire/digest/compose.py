@@ -160,7 +160,9 @@ def _similar(conn, cache: ComposeCache, paper: dict | None) -> list[dict]:
     if paper is None:
         return []
     try:
-        hits = cache.similar_fn(conn, paper["paper_id"], limit=50)
+        # 20 = the neighbour list the search area precomputes; more would make it
+        # fall back to live vector scans for every seed.
+        hits = cache.similar_fn(conn, paper["paper_id"], limit=20)
         rowids = [h.rowid for h in hits]
     except Exception as exc:  # the index may be unbuilt or its model unavailable
         cache.notes.add(f"similar papers unavailable ({type(exc).__name__}: {exc}); used shared authors/categories")
@@ -173,7 +175,9 @@ def _similar(conn, cache: ComposeCache, paper: dict | None) -> list[dict]:
 def _search(conn, cache: ComposeCache, query: str, since: str) -> list[dict]:
     if cache.search_fn is not None:
         try:
-            res = cache.search_fn(conn, query, mode="hybrid", limit=50, sort="date", after=since)
+            # Lexical: "new papers matching my words", newest first. Hybrid would load an
+            # embedding model (~250 MB, seconds) into the sender for little gain here.
+            res = cache.search_fn(conn, query, mode="lexical", limit=50, sort="date", after=since)
             rowids = [h.rowid for h in res.hits]
             papers = get_papers_by_rowid(conn, rowids)
             found = [papers[r] for r in rowids if r in papers and papers[r]["feed_date"] >= since]

@@ -9,12 +9,12 @@ Date, List-Id, List-Unsubscribe (https + mailto) and RFC 8058
 
 from __future__ import annotations
 
+import binascii
 import re
 import secrets
 from datetime import datetime, timezone
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, parseaddr
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -39,6 +39,7 @@ def env() -> Environment:
     return e
 
 
+@lru_cache(maxsize=8192)  # the same abstracts recur across thousands of digests in a run
 def snippet(text: str | None, limit: int = SNIPPET_CHARS) -> str:
     """Whitespace-collapsed text cut at a word boundary with an ellipsis."""
     text = _CTRL.sub("", re.sub(r"\s+", " ", text or "")).strip()
@@ -72,22 +73,46 @@ def new_message_id(settings: Settings, tag: str) -> str:
     return f"<{tag}.{secrets.token_hex(8)}@{mail_domain(settings)}>"
 
 
+def _header(name: str, value: str) -> bytes:
+    """One header line; non-ASCII values become RFC 2047 encoded-words (folded)."""
+    value = _CTRL.sub("", value.replace("\r", " ").replace("\n", " "))
+    if value.isascii():
+        return f"{name}: {value}\r\n".encode("ascii")
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}\r\n".encode("ascii")
+
+
+def _qp(body: str) -> bytes:
+    # binascii's C codec; the email package's pure-Python generator and QP encoder
+    # were over half of the compose time for 10,000 digests.
+    body = body.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+    return binascii.b2a_qp(body.encode("utf-8"), istext=True)
+
+
 def _build(settings: Settings, *, to: str, subject: str, text: str, html: str, message_id: str,
            links: dict, now: datetime | None) -> bytes:
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = settings.mail_from
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime((now or datetime.now(timezone.utc)).astimezone(timezone.utc))
-    msg["Message-ID"] = message_id
-    msg["List-Id"] = f"paperwire digest <digest.{mail_domain(settings)}>"
-    msg["List-Unsubscribe"] = f"<{links['unsubscribe_url']}>, <{links['unsubscribe_mailto']}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["Auto-Submitted"] = "auto-generated"
-    # quoted-printable keeps every line short and 7-bit: safe through any relay.
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return msg.as_bytes()
+    """multipart/alternative (text/plain, then text/html; quoted-printable utf-8), CRLF."""
+    name, addr = parseaddr(settings.mail_from)
+    boundary = f"=_pw_{secrets.token_hex(12)}"
+    date = format_datetime((now or datetime.now(timezone.utc)).astimezone(timezone.utc))
+    head = b"".join([
+        f"From: {formataddr((name, addr), charset='utf-8')}\r\n".encode("ascii"),
+        _header("To", to),
+        _header("Subject", subject),
+        f"Date: {date}\r\nMessage-ID: {message_id}\r\n".encode("ascii"),
+        f"List-Id: paperwire digest <digest.{mail_domain(settings)}>\r\n".encode("ascii"),
+        # Folded by hand: one URI per line keeps every line well under 998 octets.
+        f"List-Unsubscribe: <{links['unsubscribe_url']}>,\r\n <{links['unsubscribe_mailto']}>\r\n".encode("ascii"),
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nAuto-Submitted: auto-generated\r\n",
+        f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"),
+    ])
+    parts = []
+    for subtype, body in (("plain", text), ("html", html)):
+        parts.append(f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+                     "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii"))
+        parts.append(_qp(body))
+        parts.append(b"\r\n")
+    return head + b"".join(parts) + f"--{boundary}--\r\n".encode("ascii")
 
 
 def digest_subject(digest) -> str:

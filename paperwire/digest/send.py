@@ -38,57 +38,42 @@ crash tests use it to stop a real run at every step of the protocol.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import re
 import signal
-import smtplib
 import sqlite3
-import ssl
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parseaddr
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from paperwire.digest import render
 from paperwire.digest.compose import ComposeCache, Digest, compose_digest
 from paperwire.digest.periods import period_key, utc_iso
+from paperwire.digest.smtp import (
+    DigestBusy,
+    RateLimiter,
+    SmtpConfigError,
+    SmtpSession,
+    _ConnectFailure,
+    _InDoubt,
+    _Permanent,
+    _Transient,
+    backoff_seconds,
+    delivery_lock,
+)
 from paperwire.settings import Settings
 from paperwire.store import digest as sql
 from paperwire.store.db import transaction
 
+__all__ = ["DigestBusy", "SmtpConfigError", "RateLimiter", "RunReport", "backoff_seconds", "compose_period",
+           "deliver_due", "deliver_confirmations", "preview", "run_digests"]
+
 log = logging.getLogger("paperwire.digest")
 
 COMPOSE_BATCH = 50  # digests recorded per transaction
-MAX_BACKOFF = 3600.0
-
-
-class DigestBusy(RuntimeError):
-    """Another process is delivering the same kind of mail right now."""
-
-
-class SmtpConfigError(RuntimeError):
-    """The SMTP server refused our credentials or TLS: retrying will not help."""
-
-
-class _Transient(Exception):
-    pass
-
-
-class _Permanent(Exception):
-    pass
-
-
-class _InDoubt(Exception):
-    pass
-
-
-class _ConnectFailure(Exception):
-    pass
 
 
 @dataclass
@@ -134,167 +119,6 @@ class _CrashHook:
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
-# ---------------------------------------------------------------- locking, pacing
-
-@contextlib.contextmanager
-def delivery_lock(settings: Settings, kind: str, timeout: float = 0.0) -> Iterator[None]:
-    """Exclusive per-database, per-kind lock; :class:`DigestBusy` after ``timeout`` seconds."""
-    if str(settings.db_path) == ":memory:":
-        yield
-        return
-    import fcntl
-
-    path = Path(f"{settings.db_path}.{kind}-mail.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise DigestBusy(f"another process is sending {kind} mail for {settings.db_path}") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-class RateLimiter:
-    """At most ``per_minute`` messages a minute, evenly spaced (0 = unlimited)."""
-
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.interval = 60.0 / per_minute if per_minute and per_minute > 0 else 0.0
-        self.clock, self.sleep = clock, sleep
-        self.next_at: float | None = None
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        now = self.clock()
-        if self.next_at is not None and self.next_at > now:
-            self.sleep(self.next_at - now)
-            now = self.next_at
-        self.next_at = now + self.interval
-
-
-def backoff_seconds(settings: Settings, attempts: int) -> float:
-    """Delay before retry number ``attempts`` (1-based): base, 2x base, 4x base, ..."""
-    return min(settings.mail_retry_base_seconds * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
-
-
-# ---------------------------------------------------------------- SMTP
-
-def _quote_periods(data: bytes) -> bytes:
-    return re.sub(rb"(?m)^\.", b"..", data)
-
-
-class SmtpSession:
-    """One SMTP connection reused across messages, reopened when it drops."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.smtp: smtplib.SMTP | None = None
-        self.used = False  # sent at least one command since connecting
-
-    def ensure(self) -> None:
-        if self.smtp is not None:
-            return
-        s = self.settings
-        try:
-            if s.smtp_security == "tls":
-                client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout,
-                                          context=ssl.create_default_context())
-            else:
-                client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
-            client.ehlo_or_helo_if_needed()
-            if s.smtp_security == "starttls":
-                client.starttls(context=ssl.create_default_context())
-                client.ehlo()
-            if s.smtp_user:
-                client.login(s.smtp_user, s.smtp_password)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise SmtpConfigError(f"SMTP login as {s.smtp_user!r} refused: {exc.smtp_code} {exc.smtp_error!r}") from None
-        except (smtplib.SMTPNotSupportedError, ssl.SSLError) as exc:
-            raise SmtpConfigError(f"SMTP {s.smtp_security} with {s.smtp_host}:{s.smtp_port} failed: {exc}") from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise _ConnectFailure(f"cannot reach SMTP server {s.smtp_host}:{s.smtp_port}: {exc}") from None
-        self.smtp, self.used = client, False
-
-    def reset(self) -> None:
-        if self.smtp is not None:
-            with contextlib.suppress(Exception):
-                self.smtp.close()
-        self.smtp = None
-
-    def close(self) -> None:
-        if self.smtp is not None:
-            with contextlib.suppress(Exception):
-                self.smtp.quit()
-        self.reset()
-
-    def _reject(self, code: int, resp: bytes, stage: str) -> None:
-        text = f"{code} {resp.decode('utf-8', 'replace')} (at {stage})"
-        if code == 421:
-            self.reset()
-        else:
-            with contextlib.suppress(Exception):
-                self.smtp.rset()
-        if 500 <= code < 600:
-            raise _Permanent(text)
-        raise _Transient(text)
-
-    def transact(self, sender: str, rcpt: str, data: bytes, *, before_dot: Callable[[], None],
-                 crash: Callable[[str], None]) -> None:
-        """One MAIL/RCPT/DATA transaction; ``before_dot`` runs before the final ``.``."""
-        for retry_stale in (True, False):
-            self.ensure()
-            fresh = not self.used
-            self.used = True
-            smtp = self.smtp
-            try:
-                code, resp = smtp.mail(sender)
-            except (smtplib.SMTPServerDisconnected, OSError) as exc:
-                self.reset()
-                if retry_stale and not fresh:  # an idle connection the server dropped
-                    continue
-                raise _Transient(f"connection lost: {exc}") from None
-            break
-        try:
-            if code != 250:
-                self._reject(code, resp, "MAIL FROM")
-            code, resp = smtp.rcpt(rcpt)
-            if code not in (250, 251):
-                self._reject(code, resp, "RCPT TO")
-            code, resp = smtp.docmd("DATA")
-            if code != 354:
-                self._reject(code, resp, "DATA")
-            body = _quote_periods(data)
-            if not body.endswith(b"\r\n"):
-                body += b"\r\n"
-            smtp.send(body)
-            crash("data")
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.reset()
-            raise _Transient(f"connection lost before end of data: {exc}") from None
-        before_dot()
-        try:
-            smtp.send(b".\r\n")
-            crash("dot")
-            code, resp = smtp.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.reset()
-            raise _InDoubt(f"connection lost after end of data: {exc}") from None
-        if code != 250:
-            self._reject(code, resp, "end of data")
-
-
 # ---------------------------------------------------------------- compose phase
 
 def compose_period(conn: sqlite3.Connection, settings: Settings, frequency: str, *, now: datetime,
@@ -305,6 +129,7 @@ def compose_period(conn: sqlite3.Connection, settings: Settings, frequency: str,
     report.frequency, report.period = frequency, period
     cache = ComposeCache()
     batch: list[tuple[Digest, str, bytes]] = []
+    batch_size = int(os.environ.get("PAPERWIRE_DIGEST_COMPOSE_BATCH") or COMPOSE_BATCH)  # tests: small batches
 
     def flush() -> None:
         if not batch:
@@ -321,13 +146,19 @@ def compose_period(conn: sqlite3.Connection, settings: Settings, frequency: str,
         crash("composed")
 
     for sub in sql.iter_due_subscriptions(conn, frequency, period):
-        digest = compose_digest(conn, settings, sub, period=period, now=now, cache=cache)
-        if digest.empty:
-            report.empty += 1
+        try:
+            digest = compose_digest(conn, settings, sub, period=period, now=now, cache=cache)
+            if digest.empty:
+                report.empty += 1
+                continue
+            msg_id, data = render.digest_message(settings, digest)
+        except Exception as exc:  # one bad subscription or paper must not stop everyone's digest
+            log.exception("could not compose the digest for %s", sub["email"])
+            report.failed.append({"recipient": sub["email"], "period": period,
+                                  "error": f"compose failed: {type(exc).__name__}: {exc}"})
             continue
-        msg_id, data = render.digest_message(settings, digest)
         batch.append((digest, msg_id, data))
-        if len(batch) >= COMPOSE_BATCH:
+        if len(batch) >= batch_size:
             flush()
     flush()
     report.notes.extend(sorted(cache.notes))
@@ -336,7 +167,11 @@ def compose_period(conn: sqlite3.Connection, settings: Settings, frequency: str,
 # ---------------------------------------------------------------- deliver phase
 
 def _iso_in(seconds: float) -> str:
-    return utc_iso(datetime.now(timezone.utc) + timedelta(seconds=seconds))
+    # Ledger times have whole seconds: round up so a retry never comes early.
+    at = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    if at.microsecond:
+        at = at.replace(microsecond=0) + timedelta(seconds=1)
+    return utc_iso(at)
 
 
 def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "digest", *,

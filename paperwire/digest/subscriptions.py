@@ -243,8 +243,8 @@ def unsubscribe(conn: sqlite3.Connection, settings: Settings, *, token: str | No
                 email: str | None = None, now: datetime | None = None) -> dict:
     """Cancel by manage token (mail links) or by address (the CLI). Idempotent.
 
-    Mails already composed for the current period but not yet handed to SMTP are
-    still delivered; nothing is composed for the address afterwards.
+    Digests already composed but not yet handed to SMTP are cancelled at delivery
+    time (ledger state ``failed``, "cancelled before delivery").
     """
     with transaction(conn):
         if token:

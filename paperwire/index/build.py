@@ -77,6 +77,8 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
         gone = sql.orphan_docs(conn)
         with transaction(conn):
             sql.delete_docs(conn, gone)
+            prev = sql.get_state(conn, "deleted_rowids", "")
+            sql.set_state(conn, "deleted_rowids", ",".join(filter(None, [prev, ",".join(map(str, gone))])))
         stats["removed"] = len(gone)
     if stats["indexed"] > 5 * LEX_BATCH:
         sql.optimize_lexical(conn)
@@ -143,11 +145,14 @@ def update_index(conn: sqlite3.Connection, *, embedder=None, progress: bool = Fa
     only -- search then runs lexically and says so in ``SearchResults.notes``.
     Returns a dict of what was done, including ``notes``.
     """
-    from paperwire.index.semantic import resolve_embedder
-
     t0 = time.perf_counter()
     report: dict = {"notes": []}
     report["lexical"] = update_lexical(conn, progress=progress)
+    from paperwire.index.fastlex import update_fast
+
+    report["fast"] = update_fast(conn, progress=progress)
+    if "skipped" in report["fast"]:
+        report["notes"].append(f"fast lexical index skipped ({report['fast']['skipped']}): FTS5 serves all queries")
     emb = None
     if semantic:
         if embedder is None or isinstance(embedder, str):

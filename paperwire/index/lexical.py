@@ -21,7 +21,7 @@ from paperwire.store import search as sql
 
 # bm25 column weights (title, abstract, authors). Title above abstract, tuned on SciFact
 # train (docs/bench/search.md).
-DEFAULT_WEIGHTS = (2.0, 1.0, 1.0)
+DEFAULT_WEIGHTS = (3.0, 1.0, 1.0)
 
 
 @lru_cache(maxsize=1)
@@ -48,8 +48,20 @@ def lexical_search(
     *,
     limit: int,
     weights=DEFAULT_WEIGHTS,
+    engine: str = "auto",
 ) -> list[tuple[int, float]]:
-    """Top ``limit`` (rowid, bm25) for a parsed query (text, phrases, author/cat/date filters)."""
+    """Top ``limit`` (rowid, bm25) for a parsed query (text, phrases, author/cat/date filters).
+
+    ``engine``: "auto" (tantivy for plain-word queries when its index is caught up, else
+    FTS5), "fts5" or "tantivy"."""
+    if engine != "fts5" and (pq.words or pq.phrases):
+        from paperwire.index.fastlex import fast_ready
+
+        fast = fast_ready(conn)
+        if fast is not None:
+            return fast.search(pq.words, limit, **fast_filters(pq))
+        if engine == "tantivy":
+            raise RuntimeError("the tantivy index is not available or not caught up")
     expr = fts_expression(pq)
     if expr is None:
         return []
@@ -63,6 +75,12 @@ def lexical_search(
         if fallback is None:
             return []
         return sql.lexical_top(conn, fallback, weights, limit, published_from=pq.date_from, published_to=pq.date_to)
+
+
+def fast_filters(pq: ParsedQuery) -> dict:
+    """The parts of a parsed query besides its ranked words, as FastIndex keywords."""
+    return dict(date_from=pq.date_from, date_to=pq.date_to, phrases=pq.phrases, excluded=pq.excluded,
+                authors=pq.authors, categories=pq.categories)
 
 
 def more_like_this_terms(title: str, abstract: str, max_terms: int = 40) -> list[str]:
@@ -81,7 +99,13 @@ def more_like_this_terms(title: str, abstract: str, max_terms: int = 40) -> list
 
 def more_like_this(conn: sqlite3.Connection, title: str, abstract: str, *, limit: int, weights=DEFAULT_WEIGHTS):
     """(rowid, score) of papers lexically similar to a title + abstract."""
-    expr = text_only_expression(more_like_this_terms(title, abstract))
+    terms = more_like_this_terms(title, abstract)
+    from paperwire.index.fastlex import fast_ready
+
+    fast = fast_ready(conn)
+    if fast is not None and terms:
+        return fast.search(terms, limit)
+    expr = text_only_expression(terms)
     if expr is None:
         return []
     return sql.lexical_top(conn, expr, weights, limit)

@@ -53,7 +53,8 @@ class Hit:
 @dataclass
 class SearchResults:
     hits: list[Hit]
-    total: int              # matches available (lexical count capped at COUNT_CAP)
+    total: int              # results available to page through: at least offset + len(hits) + 1
+                            # when there is a next page; exact (to 10k) for phrase/filter queries
     mode: str               # the mode actually used
     notes: list[str]
     query: str
@@ -147,6 +148,20 @@ def search(
 
     if not pq.has_text:
         # Filters only (author:/cat:/dates): newest (or most voted) first.
+        from paperwire.index.fastlex import fast_ready
+        from paperwire.index.lexical import fast_filters
+
+        fast = fast_ready(conn) if sort != "votes" else None
+        if fast is not None:
+            kw = fast_filters(pq)
+            # Over-fetch a little: hidden papers are dropped afterwards.
+            ranked = fast.search([], limit + 20, order="date", offset=offset, **kw)
+            total = fast.count([], **kw)
+            meta = sql.paper_meta(conn, [r for r, _ in ranked])
+            ranked = [(r, s) for r, s in ranked if r in meta and not meta[r][0]][:limit]
+            if sort == "relevance":
+                notes.append("no search words: newest first")
+            return _results(conn, ranked, total, "lexical", notes, pq, offset, limit, sort, paged=True, with_snippets=with_snippets)
         ids, total = sql.filtered_recent(
             conn, authors=pq.authors, categories=pq.categories, published_from=pq.date_from,
             published_to=pq.date_to, order="votes" if sort == "votes" else "date", limit=limit, offset=offset,
@@ -172,7 +187,8 @@ def search(
             notes.append("showing lexical results")
             used = "lexical"
 
-    pool = max(need, fusion.pool if used == "hybrid" else need)
+    # One more than the page (at least 50) so callers can tell whether a next page exists.
+    pool = max(need + 1, fusion.pool if used == "hybrid" else 50)
     if sort != "relevance":
         pool = max(pool, 200)
     lex: list[tuple[int, float]] = []
@@ -214,7 +230,17 @@ def search(
             ranked = [t for t in ranked if t[0] in matched]
 
     total = len(ranked)
-    if used in ("lexical", "hybrid") and len(lex) >= pool:
+    from paperwire.index.fastlex import fast_ready
+
+    fast = fast_ready(conn)
+    if fast is not None and used in ("lexical", "hybrid") and len(lex) >= pool and not pq.words:
+        # Counting walks every match: only for narrow queries (phrases, filters), never
+        # for ranked words, where "more than the pool" is all a pager needs.
+        from paperwire.index.lexical import fast_filters
+
+        total = max(total, min(COUNT_CAP, fast.count(pq.words, **fast_filters(pq))))
+    elif used in ("lexical", "hybrid") and len(lex) >= pool and not pq.words:
+        # Exact counts cost a full scan of the matches: only for narrow (filtered/phrase) queries.
         expr = fts_expression(pq)
         if expr and not (pq.date_from or pq.date_to):
             try:

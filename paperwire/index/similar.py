@@ -19,6 +19,9 @@ from paperwire.store import search as sql
 from paperwire.store.db import transaction
 
 BATCH = 512
+# Above this many vectors, neighbour lists come from the (HNSW) query index one paper at a
+# time instead of exact batched matrix products (which grow with n^2).
+EXACT_MAX = 50_000
 
 
 def refresh_similar(conn: sqlite3.Connection, model: str, *, progress: bool = False, k: int = 20) -> dict:
@@ -26,8 +29,12 @@ def refresh_similar(conn: sqlite3.Connection, model: str, *, progress: bool = Fa
     neighbours' lists. Resumable: each batch commits on its own."""
     from paperwire.index.semantic import get_view
 
-    view = get_view(conn, model, force_check=True)
     stats = {"computed": 0, "inserted_into_others": 0}
+    from paperwire.store import embeddings as emb_store
+
+    if emb_store.embedding_count(conn, model) > EXACT_MAX:
+        return _refresh_with_index(conn, model, progress=progress, k=k, stats=stats)
+    view = get_view(conn, model, force_check=True)
     if len(view) < 2:
         return stats
     todo = sql.papers_without_similar(conn, model)
@@ -46,38 +53,69 @@ def refresh_similar(conn: sqlite3.Connection, model: str, *, progress: bool = Fa
         ids = np.array([r for r, _ in part], np.int64)
         qmat = view.matrix[[pos[int(r)] for r in ids]]
         nn_ids, nn_sc = view.top_many(qmat, k, exclude=ids)
-        own = []
-        offers: dict[int, list[tuple[int, float]]] = {}
-        for i, (rowid, h) in enumerate(part):
-            lst = [(int(n), float(s)) for n, s in zip(nn_ids[i], nn_sc[i]) if n >= 0]
-            own.append((rowid, h, model, lst))
-            for n, s in lst:
-                offers.setdefault(n, []).append((rowid, s))
-        fresh.update(int(r) for r in ids)
-        targets = [n for n in offers if n not in fresh]
-        existing = sql.get_similar_many(conn, targets)
-        updates = []
-        for n in targets:
-            cur = existing.get(n)
-            if cur is None or cur[1] != model:
-                continue  # no list yet: it will be computed in full when its turn comes
-            lst = [(int(x), float(s)) for x, s in cur[2]]
-            have = {x for x, _ in lst}
-            worst = lst[-1][1] if len(lst) >= k else -np.inf
-            changed = False
-            for p, s in offers[n]:
-                if p not in have and s > worst:
-                    lst.append((p, s))
-                    have.add(p)
-                    changed = True
-            if changed:
-                lst.sort(key=lambda t: -t[1])
-                updates.append((n, cur[0], model, lst[:k]))
-        with transaction(conn):
-            sql.put_similar(conn, own)
-            sql.put_similar(conn, updates)
-        stats["computed"] += len(own)
-        stats["inserted_into_others"] += len(updates)
+        lists = [[(int(n), float(s)) for n, s in zip(nn_ids[i], nn_sc[i]) if n >= 0] for i in range(len(part))]
+        _commit_batch(conn, model, part, lists, fresh, k, stats)
+        if bar:
+            bar.update(len(part))
+    if bar:
+        bar.close()
+    return stats
+
+
+def _commit_batch(conn, model, part, lists, fresh, k, stats) -> None:
+    """Store the batch's own lists and offer each paper to its neighbours' lists."""
+    own = []
+    offers: dict[int, list[tuple[int, float]]] = {}
+    for (rowid, h), lst in zip(part, lists):
+        own.append((rowid, h, model, lst))
+        for n, s in lst:
+            offers.setdefault(n, []).append((rowid, s))
+    fresh.update(int(r) for r, _ in part)
+    targets = [n for n in offers if n not in fresh]
+    existing = sql.get_similar_many(conn, targets)
+    updates = []
+    for n in targets:
+        cur = existing.get(n)
+        if cur is None or cur[1] != model:
+            continue  # no list yet: it will be computed in full when its turn comes
+        lst = [(int(x), float(s)) for x, s in cur[2]]
+        have = {x for x, _ in lst}
+        worst = lst[-1][1] if len(lst) >= k else -np.inf
+        changed = False
+        for p, s in offers[n]:
+            if p not in have and s > worst:
+                lst.append((p, s))
+                have.add(p)
+                changed = True
+        if changed:
+            lst.sort(key=lambda t: -t[1])
+            updates.append((n, cur[0], model, lst[:k]))
+    with transaction(conn):
+        sql.put_similar(conn, own)
+        sql.put_similar(conn, updates)
+    stats["computed"] += len(own)
+    stats["inserted_into_others"] += len(updates)
+
+
+def _refresh_with_index(conn, model, *, progress, k, stats) -> dict:
+    from paperwire.index.semantic import get_query_index
+
+    idx = get_query_index(conn, model)
+    todo = sql.papers_without_similar(conn, model)
+    todo = [(r, h) for r, h in todo if r in idx.index]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="similar", unit="paper", file=sys.stderr, leave=False, dynamic_ncols=True)
+    fresh: set[int] = set()
+    for a in range(0, len(todo), BATCH):
+        part = todo[a : a + BATCH]
+        lists = []
+        for rowid, _ in part:
+            v = idx.index.vector(rowid)
+            lists.append(idx.top(v, k, exclude=rowid) if v is not None else [])
+        _commit_batch(conn, model, part, lists, fresh, k, stats)
         if bar:
             bar.update(len(part))
     if bar:

@@ -34,7 +34,7 @@ from paperwire.ingest import BadRecord
 from paperwire.model import PaperRecord, RecordError, parse_arxiv_id
 from paperwire.sources.base import delatex, iso_date
 
-SOURCE = "arxiv-oai"
+SOURCE = "oai-pmh"  # the name paperwire.model.SOURCE_RANK knows
 FORMATS = ("arXiv", "arXivRaw")
 _CHUNK = 1 << 20
 

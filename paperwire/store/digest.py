@@ -240,11 +240,15 @@ def next_retry_at(conn: sqlite3.Connection, kind: str) -> str | None:
 
 def mark_send(conn: sqlite3.Connection, send_id: int, state: str, now: str, *, error: str | None = None,
               next_attempt_at: str | None = None, bump_attempts: bool = False, sent: bool = False) -> None:
+    # Once a mail is sent or has failed for good its bytes are dead weight (~20 KiB
+    # each); the Message-ID and paper list stay. in_doubt keeps them for --resend-in-doubt.
+    final = state in ("sent", "failed")
     conn.execute(
         """UPDATE digest_sends SET state=?, updated_at=?, last_error=COALESCE(?, last_error),
-               next_attempt_at=?, attempts=attempts + ?, sent_at=CASE WHEN ? THEN ? ELSE sent_at END
+               next_attempt_at=?, attempts=attempts + ?, sent_at=CASE WHEN ? THEN ? ELSE sent_at END,
+               message=CASE WHEN ? THEN X'' ELSE message END
            WHERE id=?""",
-        (state, now, error, next_attempt_at, int(bump_attempts), int(sent), now, send_id))
+        (state, now, error, next_attempt_at, int(bump_attempts), int(sent), now, int(final), send_id))
 
 
 def release_papers(conn: sqlite3.Connection, send_id: int) -> None:
@@ -279,6 +283,15 @@ def send_counts(conn: sqlite3.Connection, period: str | None = None) -> dict[str
 def sends_for_subscription(conn: sqlite3.Connection, sub_id: int) -> list[dict]:
     rows = conn.execute("SELECT id, kind, period, state, message_id, papers, attempts, last_error, sent_at "
                         "FROM digest_sends WHERE subscription=? ORDER BY id", (sub_id,))
+    return [dict(r) for r in rows]
+
+
+def problem_sends(conn: sqlite3.Connection, limit: int = 200) -> list[dict]:
+    """Mails that need a human look: failed, in doubt, or still waiting for a retry."""
+    rows = conn.execute(
+        """SELECT id, recipient, kind, period, state, attempts, last_error, updated_at FROM digest_sends
+           WHERE state IN ('failed', 'in_doubt') OR (state IN ('pending', 'sending') AND attempts > 0)
+           ORDER BY id DESC LIMIT ?""", (limit,))
     return [dict(r) for r in rows]
 
 

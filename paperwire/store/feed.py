@@ -108,6 +108,8 @@ def newest(conn: sqlite3.Connection, *, limit: int = 50, offset: int = 0) -> lis
 def papers_by_author(conn: sqlite3.Connection, name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
     """Visible papers with an author whose normalised name equals ``name``'s, newest first."""
     norm = normalize_title(name)
+    if not norm:
+        return [], 0
     total = conn.execute(
         "SELECT COUNT(DISTINCT a.paper) FROM paper_authors a JOIN papers p ON p.id=a.paper "
         "WHERE a.name_norm=? AND p.hidden=0",

@@ -46,6 +46,25 @@ def papers_changed_between(
     ).fetchall()
 
 
+def papers_changed_between_dated(
+    conn: sqlite3.Connection, since_rev: int, upto_rev: int, after_id: int, limit: int
+) -> list[tuple]:
+    """(id, title, abstract, published-or-feed-date, authors, categories) of papers written
+    in ``(since_rev, upto_rev]``."""
+    return [tuple(r) for r in conn.execute(
+        "SELECT id, title, abstract, COALESCE(published, feed_date), authors, categories FROM papers "
+        "WHERE rev > ? AND rev <= ? AND id > ? ORDER BY id LIMIT ?",
+        (since_rev, upto_rev, after_id, limit),
+    )]
+
+
+def orphan_docs_since(conn: sqlite3.Connection) -> list[int]:
+    """Rowids deleted from the store that a secondary index may still hold: the
+    FTS bookkeeping drops them, so this reads the ``deleted`` list kept in state."""
+    raw = get_state(conn, "deleted_rowids", "")
+    return [int(x) for x in raw.split(",") if x]
+
+
 def count_changed_between(conn: sqlite3.Connection, since_rev: int, upto_rev: int) -> int:
     return conn.execute(
         "SELECT COUNT(*) FROM papers WHERE rev > ? AND rev <= ?", (since_rev, upto_rev)

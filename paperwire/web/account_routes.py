@@ -63,7 +63,7 @@ def start_session(request: Request, user_id: int, target: str) -> Response:
 
 @router.get("/signup", include_in_schema=False)
 def signup_form(request: Request, next: str = "/"):
-    return render(request, "signup.html", {"next": safe_next(next), "form": {}})
+    return render(request, "signup.html", {"next_url": safe_next(next), "form": {}})
 
 
 @router.post("/signup", include_in_schema=False)
@@ -71,7 +71,7 @@ def signup(request: Request, username: str = Form(""), email: str = Form(""), pa
            csrf_token: str = Form(""), next: str = Form("/")):
     if not check_csrf(request, csrf_token):
         return csrf_failed(request)
-    ctx = {"next": safe_next(next), "form": {"username": username, "email": email}}
+    ctx = {"next_url": safe_next(next), "form": {"username": username, "email": email}}
     wait = accounts.rate_hit(conn(request), f"signup:{client_ip(request)}",
                              limit=security.SIGNUP_LIMIT, window_s=security.SIGNUP_WINDOW_S)
     if wait:
@@ -84,12 +84,12 @@ def signup(request: Request, username: str = Form(""), email: str = Form(""), pa
         user_id = accounts.create_user(conn(request), username, email, security.hash_password(password))
     except accounts.AccountError as exc:
         return render(request, "signup.html", dict(ctx, error=str(exc).capitalize() + "."), status=422)
-    return start_session(request, user_id, ctx["next"])
+    return start_session(request, user_id, ctx["next_url"])
 
 
 @router.get("/login", include_in_schema=False)
 def login_form(request: Request, next: str = "/"):
-    return render(request, "login.html", {"next": safe_next(next), "form": {}})
+    return render(request, "login.html", {"next_url": safe_next(next), "form": {}})
 
 
 @router.post("/login", include_in_schema=False)
@@ -99,7 +99,7 @@ def login(request: Request, login: str = Form(""), password: str = Form(""), csr
         return csrf_failed(request)
     c = conn(request)
     login = login.strip()[:254]
-    ctx = {"next": safe_next(next), "form": {"login": login}}
+    ctx = {"next_url": safe_next(next), "form": {"login": login}}
     for key in (f"login-ip:{client_ip(request)}", f"login-user:{login.lower()}"):
         wait = accounts.rate_hit(c, key, limit=security.LOGIN_LIMIT, window_s=security.LOGIN_WINDOW_S)
         if wait:
@@ -111,7 +111,7 @@ def login(request: Request, login: str = Form(""), password: str = Form(""), csr
     if new_hash:
         accounts.set_password_hash(c, user["id"], new_hash)
     accounts.rate_clear(c, f"login-user:{login.lower()}")
-    return start_session(request, user["id"], ctx["next"])
+    return start_session(request, user["id"], ctx["next_url"])
 
 
 @router.post("/logout", include_in_schema=False)

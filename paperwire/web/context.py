@@ -200,10 +200,11 @@ def cached_page(request: Request, build: Callable[[], Response], *, time_bucket:
             return resp
         body = bytes(resp.body)
         etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
-        item = (body, resp.media_type or resp.headers.get("content-type"), etag)
+        extra = {k: v for k, v in resp.headers.items() if k.startswith("x-")}
+        item = (body, resp.headers.get("content-type") or resp.media_type, etag, extra)
         st.cache.put(key, item)
-    body, media_type, etag = item
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Cookie, Accept"}
+    body, media_type, etag, extra = item
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Cookie, Accept", **extra}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=media_type, headers=headers)

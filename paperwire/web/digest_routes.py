@@ -37,12 +37,15 @@ from paperwire.digest.subscriptions import (
 )
 from paperwire.digest.tokens import TokenError
 from paperwire.settings import Settings
+from paperwire.store import accounts
 from paperwire.store.db import connect
 from paperwire.web import security
 
 log = logging.getLogger("paperwire.digest")
 router = APIRouter(tags=["digest"])
 MAX_FORM_BYTES = 64 * 1024
+# Per client address: each accepted form sends a mail to a stranger's inbox.
+SUBSCRIBE_LIMIT, SUBSCRIBE_WINDOW_S = 10, 3600
 
 
 # ---------------------------------------------------------------- plumbing
@@ -77,7 +80,8 @@ def _env(request: Request) -> tuple[Environment, str]:
         return digest_render.env(), "page_standalone.html"
     env = getattr(st, "_digest_env", None)
     if env is None:
-        env = st.env.overlay(loader=ChoiceLoader([FileSystemLoader(str(digest_render.TEMPLATES)), st.env.loader]))
+        # The site's templates win on a name clash; ours are all page_*.html / _prefs.html.
+        env = st.env.overlay(loader=ChoiceLoader([st.env.loader, FileSystemLoader(str(digest_render.TEMPLATES))]))
         st._digest_env = env
     return env, "base.html"
 
@@ -185,6 +189,11 @@ async def subscribe_post(request: Request, background: BackgroundTasks):
     email = (form.get("email") or "").strip()
     try:
         with _db(request) as c:
+            ip = request.client.host if request.client else "unknown"
+            wait = accounts.rate_hit(c, f"digest-subscribe:{ip}", limit=SUBSCRIBE_LIMIT, window_s=SUBSCRIBE_WINDOW_S)
+            if wait:
+                return _message(request, "Too many requests", f"Please try again in {int(wait // 60) + 1} minutes.",
+                                status=429, error=True)
             res = subscribe(c, settings, email, prefs, source="web")
     except SubscriptionError as exc:
         return _page(request, "page_subscribe.html", {"csrf_value": _csrf_value(request), "prefs": prefs,

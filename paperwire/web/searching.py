@@ -81,6 +81,9 @@ def run_search(conn, query: str, *, mode: str = "hybrid", limit: int = 20, offse
         raise SearchInputError("Type something to search for.")
     if len(query) > MAX_QUERY_CHARS:
         raise SearchInputError(f"Queries are limited to {MAX_QUERY_CHARS} characters (this one has {len(query)}).")
+    if not query:
+        # Filters only: the engine wants them in the query text then.
+        query, filters = describe("", filters), {}
     if mode not in MODES:
         raise SearchInputError(f"mode must be one of {', '.join(MODES)}")
     if sort not in SORTS:

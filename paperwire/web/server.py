@@ -30,6 +30,8 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     url = f"http://{_display_host(host)}:{port}/"
     if "PAPERWIRE_BASE_URL" not in os.environ and settings.base_url == Settings.__dataclass_fields__["base_url"].default:
         settings = dataclasses.replace(settings, base_url=url.rstrip("/"))
+    if demo:
+        prepare_demo_index(settings)
     click.echo(f"paperwire is serving {settings.db_path} at {url}  (Ctrl+C to stop)")
     if workers <= 1:
         from paperwire.web.app import create_app
@@ -46,6 +48,44 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     })
     uvicorn.run("paperwire.web.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, proxy_headers=False, server_header=False)
+
+
+def prepare_demo_index(settings: Settings) -> None:
+    """Make search and similar papers work in the demo: the lexical index now (seconds),
+    embeddings in a background thread (minutes on a laptop CPU; search says
+    "lexical" until they are ready). Without the search module or an embedding
+    backend this quietly does less."""
+    import threading
+
+    from paperwire.store.db import connect
+
+    try:
+        from paperwire.index.build import update_index
+    except ImportError:
+        return
+    conn = connect(settings.db_path)
+    try:
+        update_index(conn, semantic=False)
+    finally:
+        conn.close()
+    if settings.embedder == "none":
+        return
+
+    def embed() -> None:
+        c = connect(settings.db_path)
+        try:
+            report = update_index(c, embedder=None if settings.embedder == "auto" else settings.embedder)
+            for note in report.get("notes", []):
+                click.echo(f"search index: {note}", err=True)
+            if report.get("embeddings"):
+                click.echo("search index: semantic search and similar papers are ready", err=True)
+        except Exception as exc:  # noqa: BLE001 - the site works lexically without it
+            click.echo(f"search index: embeddings not built ({exc})", err=True)
+        finally:
+            c.close()
+
+    click.echo("building the semantic search index in the background (search is lexical until it is ready)")
+    threading.Thread(target=embed, name="paperwire-demo-index", daemon=True).start()
 
 
 def app_from_env():

@@ -1,0 +1,285 @@
+"""Fast ranked text search with tantivy (optional): the hot path of lexical search.
+
+FTS5 (``search_fts``) is the index of record: it lives in the database, is updated in
+the same transactions and serves everything (phrases, exclusions, author/category
+filters). But FTS5 scores *every* document matching any query word with bm25() (about
+6 µs each), so a natural-language query over 100k+ papers takes tens to hundreds of ms.
+tantivy (Rust, block-max WAND top-k) answers the same bag-of-words BM25 query in well
+under a millisecond (docs/bench/search.md), so plain-word queries (optionally with a
+date range) use it when it is installed and caught up; anything else, or no tantivy,
+falls back to FTS5 with identical semantics.
+
+The tantivy index is a rebuildable cache in ``<db>.tantivy/``. ``search_state`` records
+the store revision it reflects (``tantivy_rev``); updates delete-then-add by rowid, so a
+killed run is redone safely by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+
+from paperwire.index.query import category_tokens
+from paperwire.model import normalize_title
+from paperwire.store import search as sql
+
+PIP_FAST = "pip install tantivy  (or: pip install 'paperwire[fast]')"
+TITLE_BOOST = 0.2  # title is also in "text"; this extra weight was tuned on SciFact train
+COMMIT_EVERY = 100_000
+_SCHEMA_VERSION = "3"
+
+_LOCK = threading.Lock()
+_OPEN: dict[str, "FastIndex"] = {}
+
+
+def available() -> bool:
+    try:
+        import tantivy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def index_dir(conn: sqlite3.Connection) -> Path | None:
+    """``<db file>.tantivy/`` beside the database; None for in-memory databases."""
+    for row in conn.execute("PRAGMA database_list"):
+        if row[1] == "main" and row[2]:
+            p = Path(row[2])
+            return p.with_name(p.name + ".tantivy")
+    return None
+
+
+def _schema():
+    import tantivy
+
+    sb = tantivy.SchemaBuilder()
+    sb.add_integer_field("rowid", stored=True, indexed=True, fast=True)
+    sb.add_integer_field("day", stored=False, indexed=True, fast=True)  # YYYYMMDD
+    sb.add_text_field("text", stored=False, tokenizer_name="en_stem")   # title + abstract
+    sb.add_text_field("title", stored=False, tokenizer_name="en_stem")
+    sb.add_text_field("authors", stored=False, tokenizer_name="default")  # accent-folded names
+    sb.add_text_field("cats", stored=False, tokenizer_name="default")     # "cs cscl cslg"
+    return sb.build()
+
+
+def _day(date: str | None) -> int:
+    if not date or len(date) < 10:
+        return 0
+    try:
+        return int(date[:4]) * 10000 + int(date[5:7]) * 100 + int(date[8:10])
+    except ValueError:
+        return 0
+
+
+class FastIndex:
+    """One tantivy index directory, opened once per process."""
+
+    def __init__(self, path: Path):
+        import tantivy
+
+        self.path = path
+        marker = path / "paperwire-schema"
+        if path.exists() and (not marker.exists() or marker.read_text() != _SCHEMA_VERSION):
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.schema = _schema()
+        self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+        marker.write_text(_SCHEMA_VERSION)
+        self.rev = -1
+
+    def stored_rev(self) -> int:
+        """The store revision this directory was last committed at (0: none)."""
+        try:
+            return int((self.path / "paperwire-rev").read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def write_rev(self, rev: int) -> None:
+        tmp = self.path / "paperwire-rev.tmp"
+        tmp.write_text(str(rev))
+        tmp.replace(self.path / "paperwire-rev")
+
+    def clear(self) -> None:
+        writer = self.index.writer(heap_size=50_000_000, num_threads=1)
+        writer.delete_all_documents()
+        writer.commit()
+        writer.wait_merging_threads()
+        self.write_rev(0)
+
+    def reload_if(self, rev: int) -> None:
+        if rev != self.rev:
+            self.index.reload()
+            self.rev = rev
+
+    def write(self, docs, deletes=(), *, progress=None) -> int:
+        """Delete-then-add docs ``(rowid, title, abstract, date, authors_json, categories_json)``;
+        rowids in ``deletes`` go."""
+        import tantivy
+
+        writer = self.index.writer(heap_size=200_000_000, num_threads=1)
+        n = 0
+        try:
+            for rowid in deletes:
+                writer.delete_documents_by_term("rowid", int(rowid))
+            for rowid, title, abstract, date, authors, cats in docs:
+                writer.delete_documents_by_term("rowid", int(rowid))
+                writer.add_document(tantivy.Document(
+                    rowid=int(rowid), day=_day(date), title=title or "", text=[title or "", abstract or ""],
+                    authors="\n".join(normalize_title(a) for a in json.loads(authors or "[]")),
+                    cats=category_tokens(json.loads(cats or "[]"))))
+                n += 1
+                if n % COMMIT_EVERY == 0:
+                    writer.commit()
+                if progress:
+                    progress(1)
+            writer.commit()
+            writer.wait_merging_threads()
+        except BaseException:
+            try:
+                writer.rollback()
+            except Exception:
+                pass
+            raise
+        return n
+
+    def _query(self, words, *, date_from=None, date_to=None, title_boost=TITLE_BOOST, phrases=(), excluded=(),
+               authors=(), categories=()):
+        import tantivy
+
+        # Every token is a [^\W_]+ run in lower case: nothing the query parser reads as syntax.
+        # Same semantics as the FTS5 expression: with a phrase, words only add to the score;
+        # without one, at least one word must match (even next to author:/cat: filters).
+        if words and not phrases and (excluded or authors or categories):
+            parts = ["+(" + " ".join(words) + ")"]
+        else:
+            parts = list(words)
+        parts += ['+"' + " ".join(p) + '"' for p in phrases]
+        parts += ['-"' + e + '"' for e in excluded]
+        for a in authors:
+            parts += [f"+authors:{t}" for t in normalize_title(a).split()]
+        for c in categories:
+            parts.append("+cats:" + category_tokens([c]).split()[-1])
+        clauses = []
+        if parts:
+            clauses.append(self.index.parse_query(" ".join(parts), ["text", "title"], field_boosts={"title": title_boost}))
+        if date_from or date_to:
+            lo = _day(date_from) if date_from else None
+            hi = _day(date_to) if date_to else None
+            if hi is not None:
+                hi -= 1  # exclusive bound; YYYYMMDD - 1 is still below every later day
+            clauses.append(tantivy.Query.range_query(self.schema, "day", tantivy.FieldType.Integer, lo, hi))
+        if not clauses:
+            return None
+        if len(clauses) == 1:
+            return clauses[0]
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in clauses])
+
+    def search(self, words: list[str], k: int, *, order: str = "relevance", offset: int = 0, **kw) -> list[tuple[int, float]]:
+        """Top-k (rowid, score) for already tokenised, lower-case ``words`` (BM25, any may
+        match). Keywords: ``phrases`` must match, ``excluded`` must not, ``authors`` /
+        ``categories`` / ``date_from`` / ``date_to`` filter. ``order="date"``: newest first."""
+        import tantivy
+
+        query = self._query(words, **kw)
+        if query is None or k <= 0:
+            return []
+        searcher = self.index.searcher()
+        if order == "date":
+            hits = searcher.search(query, k, offset=offset, order_by_field="day", order=tantivy.Order.Desc).hits
+            return [(int(searcher.doc(addr)["rowid"][0]), 0.0) for _, addr in hits]
+        hits = searcher.search(query, k, offset=offset).hits
+        return [(int(searcher.doc(addr)["rowid"][0]), float(score)) for score, addr in hits]
+
+    def count(self, words, **kw) -> int:
+        """How many documents a query matches."""
+        query = self._query(words, **kw)
+        if query is None:
+            return 0
+        return int(self.index.searcher().search(query, 1, count=True).count)
+
+
+def open_index(conn: sqlite3.Connection) -> FastIndex | None:
+    """The process-wide FastIndex for this database (None: no tantivy, or in-memory db)."""
+    if not available():
+        return None
+    path = index_dir(conn)
+    if path is None:
+        return None
+    key = str(path)
+    with _LOCK:
+        idx = _OPEN.get(key)
+        if idx is None:
+            idx = _OPEN[key] = FastIndex(path)
+    return idx
+
+
+def close_all() -> None:
+    with _LOCK:
+        _OPEN.clear()
+
+
+def update_fast(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
+    """Bring the tantivy index up to the store revision the FTS5 index reflects."""
+    stats = {"indexed": 0}
+    idx = open_index(conn)
+    if idx is None:
+        stats["skipped"] = "tantivy not installed" if not available() else "in-memory database"
+        return stats
+    since = int(sql.get_state(conn, "tantivy_rev", "0"))
+    if idx.stored_rev() != since:
+        # The directory was removed or replaced (or belongs to another copy of the db):
+        # rebuild it from scratch.
+        since = 0
+        idx.clear()
+    upto = int(sql.get_state(conn, "lexical_rev", "0"))
+    if upto <= since:
+        return stats
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sql.count_changed_between(conn, since, upto), desc="tantivy", unit="paper",
+                   file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def docs():
+        after = 0
+        while True:
+            rows = sql.papers_changed_between_dated(conn, since, upto, after, 5000)
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield from rows
+
+    gone = sql.orphan_docs_since(conn) if since else []
+    try:
+        stats["indexed"] = idx.write(docs(), gone, progress=bar.update if bar else None)
+    except ValueError as exc:  # e.g. another process holds the writer lock
+        stats["skipped"] = f"tantivy index busy: {exc}"
+        return stats
+    finally:
+        if bar:
+            bar.close()
+    from paperwire.store.db import transaction
+
+    idx.write_rev(upto)
+    with transaction(conn):
+        sql.set_state(conn, "tantivy_rev", upto)
+        if gone:
+            sql.set_state(conn, "deleted_rowids", "")
+    return stats
+
+
+def fast_ready(conn: sqlite3.Connection) -> FastIndex | None:
+    """The tantivy index if it reflects the same store revision as FTS5, else None."""
+    trev = sql.get_state(conn, "tantivy_rev")
+    if trev is None or trev != sql.get_state(conn, "lexical_rev"):
+        return None
+    idx = open_index(conn)
+    if idx is None:
+        return None
+    idx.reload_if(int(trev))
+    return idx
