@@ -84,8 +84,9 @@ def main() -> None:
     print()
     print("| backend | abstracts/s (best of %d) |" % args.rounds)
     print("|---|---|")
-    print(f"| paperwire onnx int8 (length-sorted batches, {onnx.session.get_session_options().intra_op_num_threads} threads) "
-          f"| {len(texts) / best['onnx']:.1f} |")
+    mode = (f"one text per run, {onnx.workers} runs in parallel" if onnx.parallel_texts
+            else f"length-sorted batches, {onnx.workers} threads")
+    print(f"| paperwire onnx int8 ({mode}) | {len(texts) / best['onnx']:.1f} |")
     if fp32 is not None:
         print(f"| paperwire onnx-fp32 (same batching) | {len(texts) / best['fp32']:.1f} |")
     if st is not None:

@@ -6,7 +6,7 @@ import feedparser
 import pytest
 
 from paperwire.store.db import connect
-from web_support import HOSTILE_ID, csrf_from, demo_db, make_client, signup
+from web_support import HOSTILE_ID, demo_db, make_client, signup
 
 
 @pytest.fixture
@@ -157,3 +157,28 @@ def test_openapi_and_offline_docs(api):
     assert "cdn" not in docs.text and "/static/swagger/swagger-ui-bundle.js" in docs.text
     assert api.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
     assert api.get("/static/katex/katex.min.js").status_code == 200
+
+
+def test_concurrent_identical_searches_run_the_engine_once(api, monkeypatch):
+    import threading
+    import time
+
+    from paperwire.web import searching
+
+    calls = []
+    real = searching.run_search
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(searching, "run_search", slow)
+    codes = []
+    threads = [threading.Thread(target=lambda: codes.append(api.get("/api/papers/search?q=neutrino+mass").status_code))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [200] * 6 and len(calls) == 1

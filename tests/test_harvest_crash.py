@@ -75,3 +75,44 @@ def test_sigkill_mid_harvest_then_rerun(tmp_path):
     assert tuple(conn.execute("SELECT COUNT(*), COUNT(DISTINCT arxiv_id) FROM papers").fetchone()) == (13, 13)
     assert hsql.get_state(conn, job)["run_status"] == "idle"
     conn.close()
+
+
+def test_sigkill_at_random_moments_converges(tmp_path):
+    """Kill the harvester at arbitrary points (mid-request, mid-commit) a few times, then
+    let it finish: the store matches an uninterrupted run exactly."""
+    import random
+    import time
+
+    recs = simple_records(60, datestamp="2026-11-19")
+    ref_db = tmp_path / "ref.db"
+    with LocalServer(FakeRepository(recs, page_size=3).handle) as srv:
+        ref = connect(ref_db)
+        harvest(ref, Settings(db_path=ref_db, harvest_delay=0), base_url=srv.url + "/oai", set_spec="cs")
+        expected = _snapshot(ref)
+        ref.close()
+
+    db = tmp_path / "kill.db"
+    rng = random.Random(7)
+    with LocalServer(FakeRepository(recs, page_size=3).handle) as srv:
+        env = dict(os.environ, PAPERWIRE_HARVEST_DELAY="0.02")
+        cmd = [sys.executable, "-m", "paperwire", "--db", str(db), "harvest", "--set", "cs",
+               "--base-url", srv.url + "/oai"]
+        kills = 0
+        for _ in range(4):
+            n = len(srv.requests)
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 30
+            while len(srv.requests) < n + 2 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.15))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(10)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert kills >= 2
+    conn = connect(db)
+    assert _snapshot(conn) == expected
+    assert tuple(conn.execute("SELECT COUNT(*), COUNT(DISTINCT arxiv_id) FROM papers").fetchone()) == (60, 60)
+    conn.close()

@@ -38,6 +38,7 @@ out["daily_trending"] = [info(p) for p in api.list_daily_papers(date="2007-04-13
 out["week"] = [info(p) for p in api.list_daily_papers(week="2007-W15", limit=5, p=1)]
 out["month"] = [info(p) for p in api.list_daily_papers(month="2007-04", limit=10)]
 out["latest"] = [info(p) for p in api.list_daily_papers(limit=5)]
+out["by_submitter"] = [info(p) for p in api.list_daily_papers(month="2007-04", submitter="akhaliq")]
 out["paper"] = info(api.paper_info("0704.0001"))
 out["search"] = [info(p) for p in api.list_papers(query="quantum", limit=5)]
 try:
@@ -70,6 +71,7 @@ def test_huggingface_hub_client_against_paperwire(tmp_path):
     assert out["daily_trending"][0]["id"] == "0704.1843"
     assert out["daily_trending"][0]["upvotes"] == 40
     assert out["daily_trending"][0]["submitted_by"] == "akhaliq"
+    assert [p["id"] for p in out["by_submitter"]] == ["0704.1843"]
     assert len(out["week"]) == 5 and len(out["month"]) == 10 and len(out["latest"]) == 5
 
     paper = out["paper"]

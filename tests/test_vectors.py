@@ -215,3 +215,12 @@ def test_vectors_for_returns_found_in_order(kind):
     assert found.tolist() == [120, 101] and vecs.shape == (2, 32)
     assert np.sum(vecs * mat[[20, 1]], axis=1).min() > 0.98  # exact, or dequantised int8
     assert idx.vectors_for([999])[0].size == 0
+
+
+def test_add_with_repeated_rowid_keeps_last():
+    idx = VectorIndex("m", 32)
+    mat = _vecs(3, seed=9)
+    idx.add([1, 2, 1], mat)
+    assert len(idx) == 2
+    np.testing.assert_allclose(idx.vector(1), mat[2])
+    assert idx.remove([1]) == 1 and 1 not in idx and len(idx) == 1

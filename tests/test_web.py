@@ -232,6 +232,15 @@ def test_submit_known_unknown_and_invalid(site):
     assert conn.execute("SELECT status FROM submissions WHERE arxiv_id='2501.00001'").fetchone()[0] == "queued"
     r = site.post("/submit", data={"arxiv_id": "not an id <b>", "csrf_token": tok})
     assert r.status_code == 422 and "<b>" not in r.text.split("<main", 1)[1]
+    # once the harvester has fetched it, the page credits the submitter
+    from paperwire.ingest import import_records
+    from paperwire.model import PaperRecord
+
+    import_records(conn, [PaperRecord(title="A submitted paper", arxiv_id="2501.00001", source="test",
+                                      published="2025-01-01T00:00:00Z")])
+    conn.execute("UPDATE submissions SET status='done' WHERE arxiv_id='2501.00001'")
+    site.cookies.delete("pw_session")
+    assert "<dd>submitter</dd>" in site.get("/papers/2501.00001").text
 
 
 def test_admin_can_hide_a_paper(site):
@@ -276,3 +285,14 @@ def test_pages_answer_json(site):
     s = site.get("/search?q=quantum&format=json").json()
     assert s["total"] > 0 and s["results"][0]["paper"]["id"]
     assert site.get("/trending?format=json").json()["papers"]
+
+
+def test_page_cache_is_bounded_by_entries_and_bytes():
+    from paperwire.web.context import PageCache
+
+    cache = PageCache(maxsize=10, max_bytes=100)
+    for i in range(20):
+        cache.put(i, (b"x" * 10, "text/html", '"e"', {}, None))
+    assert len(cache._data) == 10 and cache.bytes == 100 and cache.get(0) is None and cache.get(19)
+    cache.put("big", (b"x" * 60, "text/html", '"e"', {}, None))  # over 1/8 of the budget: not cached
+    assert cache.get("big") is None and cache.bytes == 100

@@ -251,8 +251,18 @@ def derive_int8_model(cache_dir: str | Path | None = None) -> Path:
     out = cache / f"minilm-l6-int8-{key}.onnx"
     if out.exists():
         return out
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.TemporaryDirectory(dir=cache)
+    except OSError:
+        # A read-only home: build under the temp folder instead (rebuilt after reboots).
+        cache = Path(tempfile.gettempdir()) / "paperwire-models"
+        out = cache / out.name
+        if out.exists():
+            return out
+        cache.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.TemporaryDirectory(dir=cache)
+    with probe as tmp:
         folded = Path(tmp) / "folded.onnx"
         opts = ort.SessionOptions()
         # BASIC = constant folding only (portable); folds the weight dequantisation to fp32.
@@ -304,6 +314,8 @@ class OnnxMiniLM:
         threads: int | None = None,
         max_length: int = MAX_SEQ_LENGTH,
         model_path: str | Path | None = None,
+        per_text: bool | None = None,
+        parallel_texts: bool | None = None,
     ):
         try:
             import onnxruntime as ort
@@ -316,6 +328,8 @@ class OnnxMiniLM:
         if precision not in ("int8", "fp32"):
             raise ValueError(f"unknown precision {precision!r}: use int8 or fp32")
         self.precision = precision
+        # See encode(): fp32 results do not depend on batch-mates, int8 ones do.
+        self.per_text = precision == "int8" if per_text is None else per_text
         self.name = "minilm-l6-int8-onnx" if precision == "int8" else "minilm-l6-onnx-fp32"
         self.device = device
         self.max_length = max_length
@@ -325,7 +339,12 @@ class OnnxMiniLM:
         self.model_path = Path(model_path)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or _cpu_threads()
+        self.workers = threads or _cpu_threads()
+        # CPU: one thread per run and `workers` runs in parallel (texts spread over cores).
+        # Splitting each small run over cores costs a thread barrier per operator, which on
+        # a busy machine waits for a time slice every time; whole texts per core do not.
+        self.parallel_texts = device == "cpu" and self.workers > 1 if parallel_texts is None else parallel_texts
+        opts.intra_op_num_threads = 1 if self.parallel_texts else self.workers
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         if device == "cuda":
@@ -364,7 +383,7 @@ class OnnxMiniLM:
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.zeros_like(ids)
-        small = ids.size <= SMALL_INPUT_TOKENS and self.device == "cpu"
+        small = ids.size <= SMALL_INPUT_TOKENS and self.device == "cpu" and not self.parallel_texts
         session = self._small_session() if small else self.session
         hidden = session.run(None, feed)[0]  # (b, L, 384)
         m = mask[:, :, None].astype(np.float32)
@@ -381,7 +400,15 @@ class OnnxMiniLM:
         ids_list = [e.ids for e in encs]
         lengths = [len(x) for x in ids_list]
         # ~16k tokens a batch keeps attention memory small and the cache warm on CPU.
-        for idx in length_sorted_batches(lengths, batch_size, max_tokens=16384 if self.device == "cpu" else None):
+        if self.per_text:
+            # int8 quantises activations per *batch*: batch-mates would move a text's vector
+            # (cosine ~0.99). One text per run keeps vectors a pure function of the text
+            # (a query equals the same text as a document); at abstract length (~230 tokens)
+            # each run is already a 230x384 GEMM, so little speed is lost.
+            batch_size = 1
+        batches = length_sorted_batches(lengths, batch_size, max_tokens=16384 if self.device == "cpu" else None)
+
+        def run(idx: np.ndarray) -> None:
             width = max(lengths[i] for i in idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -389,6 +416,17 @@ class OnnxMiniLM:
                 ids[row, : lengths[i]] = ids_list[i]
                 mask[row, : lengths[i]] = 1
             out[idx] = self._run(ids, mask)
+
+        if self.parallel_texts and len(batches) > 1:
+            # onnxruntime releases the GIL in run(); the shared session is thread-safe.
+            # Longest first (the batches are sorted) balances the workers.
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                list(pool.map(run, batches))
+        else:
+            for idx in batches:
+                run(idx)
         return l2_normalize(out)
 
 

@@ -279,7 +279,7 @@ def fast_ready(conn: sqlite3.Connection) -> FastIndex | None:
     if trev is None or trev != sql.get_state(conn, "lexical_rev"):
         return None
     idx = open_index(conn)
-    if idx is None:
-        return None
+    if idx is None or idx.stored_rev() != int(trev):
+        return None  # directory removed or replaced since: FTS5 answers until the next index run
     idx.reload_if(int(trev))
     return idx

@@ -116,44 +116,55 @@ def more_like_this(conn: sqlite3.Connection, title: str, abstract: str, *, limit
 _SENT = re.compile(r"(?<=[.!?])\s+")
 
 
-def highlight(text: str, terms: list[str], *, max_words: int = 40) -> str:
-    """An HTML-safe excerpt of ``text`` around the densest run of query terms, each
-    matching word (same porter stem) wrapped in ``<mark>``. Text is HTML-escaped first,
-    so hostile markup in titles or abstracts comes out inert."""
+@lru_cache(maxsize=512)
+def _prefix_regex(prefixes: tuple[str, ...]) -> re.Pattern:
+    alts = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{alts})[^\W_]*", re.IGNORECASE)
+
+
+def highlight(text: str, terms: list[str], *, max_words: int = 40, max_chars: int = 6000) -> str:
+    """An HTML-safe excerpt of ``text`` (about ``max_words`` words) around the densest run
+    of query terms, each matching word (same porter stem) wrapped in ``<mark>``. Text is
+    HTML-escaped, so hostile markup in titles or abstracts comes out inert. Only the first
+    ``max_chars`` characters are searched for terms (this bounds the cost)."""
     if not text:
         return ""
-    spans = [(m.start(), m.end()) for m in WORD.finditer(text)]
-    if not spans:
-        return html.escape(text)
+    width = max_words * 7  # characters: ~7 per English word with its space
+    hits: list[tuple[int, int]] = []
     wanted = set(stem([t for t in terms if t])) if terms else set()
-    words = [text[a:b].lower() for a, b in spans]
-    hit = [s in wanted for s in stem(words)] if wanted else [False] * len(words)
-    n = len(spans)
-    if n <= max_words:
-        lo, hi = 0, n
+    if wanted:
+        # Porter stems keep the word's first letters: only words sharing a 3-letter prefix
+        # with a wanted stem are stemmed, and a C regex finds those.
+        rx = _prefix_regex(tuple(sorted({w[:3] for w in wanted})))
+        found = [(m.start(), m.end()) for m in rx.finditer(text, 0, min(len(text), max_chars))]
+        if found:
+            stems = stem([text[a:b].lower() for a, b in found])
+            hits = [span for span, st in zip(found, stems) if st in wanted]
+    if len(text) <= width:
+        start, end = 0, len(text)
     else:
-        # Window of max_words with the most hits (ties: earliest), by prefix sums.
-        best, best_start, run = -1, 0, sum(hit[:max_words])
-        best, best_start = run, 0
-        for i in range(1, n - max_words + 1):
-            run += hit[i + max_words - 1] - hit[i - 1]
-            if run > best:
-                best, best_start = run, i
-        lo = best_start
-        # Start a few words before the first hit for context.
-        first = next((i for i in range(lo, lo + max_words) if hit[i]), lo)
-        lo = max(0, min(lo, first - 5)) if first - lo > 10 else lo
-        hi = min(n, lo + max_words)
-    start = 0 if lo == 0 else spans[lo][0]
-    end = len(text) if hi == n else spans[hi - 1][1]
+        # The window of `width` characters holding the most hits, starting a little before one.
+        start, best = 0, -1
+        for a, _ in hits:
+            s0 = max(0, a - 40)
+            count = sum(1 for h, _ in hits if s0 <= h < s0 + width)
+            if count > best:
+                best, start = count, s0
+        if start > 0:
+            sp = text.find(" ", start)
+            start = sp + 1 if 0 <= sp < start + 30 else start
+        end = min(len(text), start + width)
+        if end < len(text):
+            sp = text.rfind(" ", start, end)
+            end = sp if sp > start else end
     out = ["…" if start > 0 else ""]
     pos = start
-    for i in range(lo, hi):
-        a, b = spans[i]
-        if hit[i]:
-            out.append(html.escape(text[pos:a]))
-            out.append("<mark>" + html.escape(text[a:b]) + "</mark>")
-            pos = b
+    for a, b in hits:
+        if a < start or b > end:
+            continue
+        out.append(html.escape(text[pos:a]))
+        out.append("<mark>" + html.escape(text[a:b]) + "</mark>")
+        pos = b
     out.append(html.escape(text[pos:end]))
     if end < len(text):
         out.append("…")

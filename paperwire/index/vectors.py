@@ -291,6 +291,12 @@ class VectorIndex:
             raise ValueError(f"index is {self.dim}-d, got {vecs.shape[1]}-d vectors")
         if len(ids) == 0:
             return
+        if len(np.unique(ids)) != len(ids):
+            # A rowid given twice: the last vector wins (as if added one after another).
+            rev_ids = ids[::-1]
+            _, first = np.unique(rev_ids, return_index=True)
+            keep = np.sort(len(ids) - 1 - first)
+            ids, vecs = ids[keep], vecs[keep]
         with self._lock:
             self._impl.add(ids, vecs)
 

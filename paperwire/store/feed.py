@@ -151,3 +151,14 @@ def like_search(conn: sqlite3.Connection, terms: list[str], *, limit: int = 20, 
         [*args, limit, offset],
     ).fetchall()
     return [_with_votes(r) for r in rows], total
+
+
+def submitter_of(conn: sqlite3.Connection, arxiv_id: str) -> str | None:
+    """The site user whose submission brought this paper in (the harvester fetches
+    queued submissions but leaves ``papers.submitted_by`` alone)."""
+    row = conn.execute(
+        "SELECT u.username FROM submissions s JOIN users u ON u.id = s.user_id "
+        "WHERE s.arxiv_id = ? AND s.status = 'done' ORDER BY s.id LIMIT 1",
+        (arxiv_id,),
+    ).fetchone()
+    return row[0] if row else None

@@ -33,10 +33,12 @@ HERE = Path(__file__).resolve().parent
 
 
 class PageCache:
-    """A small thread-safe LRU of rendered responses."""
+    """A small thread-safe LRU of rendered responses, bounded by entries and bytes."""
 
-    def __init__(self, maxsize: int = 4096):
+    def __init__(self, maxsize: int = 4096, max_bytes: int = 64 * 1024 * 1024):
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._data: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -52,15 +54,23 @@ class PageCache:
             return item
 
     def put(self, key, value) -> None:
+        size = len(value[0])
+        if size > self.max_bytes // 8:
+            return  # one huge page must not flush everything else
         with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.bytes -= len(old[0])
             self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+            self.bytes += size
+            while len(self._data) > self.maxsize or self.bytes > self.max_bytes:
+                _, evicted = self._data.popitem(last=False)
+                self.bytes -= len(evicted[0])
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self.bytes = 0
 
 
 class WebState:
@@ -72,6 +82,8 @@ class WebState:
         self.https = settings.base_url.lower().startswith("https://")
         self.cache_enabled = cache
         self.cache = PageCache()
+        self.inflight: dict = {}
+        self.inflight_lock = threading.Lock()
         self._local = threading.local()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -179,10 +191,39 @@ def json_response(data, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status)
 
 
+def cache_key(scope, rev: tuple[int, int]) -> tuple:
+    """The cache key of a GET: path, query string, Accept (JSON or not), store revisions."""
+    accept = b""
+    for k, v in scope.get("headers", ()):
+        if k == b"accept":
+            accept = v[:40]
+            break
+    return (scope.get("path"), scope.get("query_string", b""), accept, rev)
+
+
+def cached_item(st: "WebState", key: tuple):
+    """A cached (body, content type, etag, extra headers) that is still fresh, else None."""
+    item = st.cache.get(key)
+    if item is None:
+        return None
+    if item[4] is not None and item[4] != int(time.time() // 60):
+        return None  # a trending order from an earlier minute
+    return item
+
+
+def item_response(item, if_none_match: str | None) -> Response:
+    body, media_type, etag, extra, _ = item
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Cookie, Accept", **extra}
+    if if_none_match == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
 def cached_page(request: Request, build: Callable[[], Response], *, time_bucket: bool = False) -> Response:
     """Serve an anonymous GET from the cache (with ETag / 304), building it on a miss.
 
     Signed-in users, and responses that set cookies or are not 200, bypass the cache.
+    (Hits are usually answered earlier, by :class:`paperwire.web.app.CacheFastPath`.)
     """
     st = state(request)
     anonymous = security.SESSION_COOKIE not in request.cookies
@@ -190,24 +231,36 @@ def cached_page(request: Request, build: Callable[[], Response], *, time_bucket:
         resp = build()
         resp.headers.setdefault("Cache-Control", "private, no-store" if not anonymous else "no-cache")
         return resp
-    rev = accounts.cache_revs(conn(request))
-    bucket = int(time.time() // 60) if time_bucket else 0
-    key = (request.url.path, request.url.query, request.headers.get("accept", "")[:40], rev, bucket)
-    item = st.cache.get(key)
+    key = cache_key(request.scope, accounts.cache_revs(conn(request)))
+    item = cached_item(st, key)
     if item is None:
-        resp = build()
-        if resp.status_code != 200 or "set-cookie" in resp.headers:
-            return resp
-        body = bytes(resp.body)
-        etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
-        extra = {k: v for k, v in resp.headers.items() if k.startswith("x-")}
-        item = (body, resp.headers.get("content-type") or resp.media_type, etag, extra)
-        st.cache.put(key, item)
-    body, media_type, etag, extra = item
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Cookie, Accept", **extra}
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type=media_type, headers=headers)
+        # Single flight: concurrent misses for the same key wait for the first one
+        # instead of all running the same search (popular queries arrive in bursts).
+        with st.inflight_lock:
+            event = st.inflight.get(key)
+            leader = event is None
+            if leader:
+                event = st.inflight[key] = threading.Event()
+        if not leader:
+            event.wait(30)
+            item = cached_item(st, key)
+        if item is None:
+            try:
+                resp = build()
+                if resp.status_code != 200 or "set-cookie" in resp.headers:
+                    return resp
+                body = bytes(resp.body)
+                etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
+                extra = {k: v for k, v in resp.headers.items() if k.startswith("x-")}
+                item = (body, resp.headers.get("content-type") or resp.media_type, etag, extra,
+                        int(time.time() // 60) if time_bucket else None)
+                st.cache.put(key, item)
+            finally:
+                if leader:
+                    with st.inflight_lock:
+                        st.inflight.pop(key, None)
+                    event.set()
+    return item_response(item, request.headers.get("if-none-match"))
 
 
 def dumps(data) -> str:

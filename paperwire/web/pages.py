@@ -222,6 +222,8 @@ def lookup_paper(request: Request, paper_id: str) -> dict | None:
     p = store.get_paper(conn(request), paper_id, include_hidden=bool(user and user["is_admin"]))
     if p is not None:
         p["votes"] = (p.get("upvotes") or 0) + (p.get("local_upvotes") or 0)
+        if not p.get("submitted_by") and p.get("arxiv_id"):
+            p["submitted_by"] = feed.submitter_of(conn(request), p["arxiv_id"])
     return p
 
 

@@ -37,7 +37,7 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
         from paperwire.web.app import create_app
 
         uvicorn.run(create_app(settings, demo=demo, cache=cache), host=host, port=port, log_level=log_level,
-                    proxy_headers=False, server_header=False)
+                    server_header=False)
         return
     os.environ.update({
         "PAPERWIRE_DB": str(settings.db_path),
@@ -47,7 +47,7 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
         _CACHE_ENV: "1" if cache else "0",
     })
     uvicorn.run("paperwire.web.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, proxy_headers=False, server_header=False)
+                log_level=log_level, server_header=False)
 
 
 def prepare_demo_index(settings: Settings) -> None:
