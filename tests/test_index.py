@@ -146,7 +146,7 @@ def test_sigkill_during_index_then_rerun_completes(db_path, tmp_path):
     partial = conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
     assert 0 < partial < 400
     emb = FakeEmbedder(name="fake-64")
-    r = update_index(conn, embedder=emb)
+    update_index(conn, embedder=emb)
     assert emb.texts_encoded == 400 - partial  # committed work is not redone
     assert sql.count_indexed(conn) == 400
     assert conn.execute("SELECT COUNT(*) FROM search_fts").fetchone()[0] == 400

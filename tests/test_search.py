@@ -132,6 +132,9 @@ def test_date_filters(sconn):
     assert ids(search(sconn, "attention after:2024-02-01", mode="lexical")) == ["2402.00008"]
     assert ids(search(sconn, "attention before:2023-01-01", mode="lexical")) == ["2205.00004"]
     assert ids(search(sconn, "attention", year=2022, mode="lexical")) == ["2205.00004"]
+    # keyword filters as the web form and the digest pass them (ISO timestamps allowed)
+    assert ids(search(sconn, "attention", after="2024-02-01T00:00:00Z", mode="lexical", sort="date")) == ["2402.00008"]
+    assert ids(search(sconn, "attention", year="2022-2023", mode="lexical")) == ["2205.00004"]
 
 
 def test_filters_only_newest_first(sconn):

@@ -22,8 +22,6 @@ import sqlite3
 import sys
 import time
 
-import numpy as np
-
 from paperwire.index.lexical import doc_fields
 from paperwire.store import embeddings as emb_store
 from paperwire.store import search as sql

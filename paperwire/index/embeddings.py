@@ -299,9 +299,11 @@ class OnnxMiniLM:
     ``precision="fp32"`` runs the shipped file as is (int8-stored weights, fp32 compute: cosine
     0.9995 to sentence-transformers, about half the speed).
 
-    Speed: texts are tokenised in one Rust batch call, sorted by length and run in batches
-    padded only to their own longest text; the session uses all cores with full graph
-    optimisation. ``device="cuda"`` uses onnxruntime's CUDA provider (onnxruntime-gpu).
+    Speed: texts are tokenised in one Rust batch call (truncated at 256 tokens), sorted by
+    length (longest first) and run one text per run for int8 (length-sorted batches for fp32),
+    on one single-threaded session shared by one worker thread per core (onnxruntime releases
+    the GIL), with full graph optimisation. ``device="cuda"`` uses onnxruntime's CUDA provider
+    (onnxruntime-gpu). ``threads`` (default: available cores, or $PAPERWIRE_EMBED_THREADS).
     """
 
     dim = MINILM_DIM
@@ -399,13 +401,13 @@ class OnnxMiniLM:
         encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
         ids_list = [e.ids for e in encs]
         lengths = [len(x) for x in ids_list]
-        # ~16k tokens a batch keeps attention memory small and the cache warm on CPU.
         if self.per_text:
             # int8 quantises activations per *batch*: batch-mates would move a text's vector
             # (cosine ~0.99). One text per run keeps vectors a pure function of the text
             # (a query equals the same text as a document); at abstract length (~230 tokens)
             # each run is already a 230x384 GEMM, so little speed is lost.
             batch_size = 1
+        # ~16k padded tokens a batch keeps attention memory small and the cache warm on CPU.
         batches = length_sorted_batches(lengths, batch_size, max_tokens=16384 if self.device == "cpu" else None)
 
         def run(idx: np.ndarray) -> None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from paperwire.index.query import QueryError
 

@@ -16,7 +16,7 @@ import sqlite3
 from collections import Counter
 from functools import lru_cache
 
-from paperwire.index.query import STOPWORDS, WORD, ParsedQuery, category_tokens, fts_expression, text_only_expression, tokens
+from paperwire.index.query import STOPWORDS, ParsedQuery, category_tokens, fts_expression, text_only_expression, tokens
 from paperwire.store import search as sql
 
 # bm25 column weights (title, abstract, authors). Title above abstract, tuned on SciFact

@@ -90,7 +90,10 @@ def tokens(text: str) -> list[str]:
 
 
 def _parse_date(value: str, *, end: bool, what: str) -> str:
-    m = _DATE.match(value.strip())
+    value = value.strip()
+    if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d", value):
+        value = value[:10]  # an ISO timestamp: its day
+    m = _DATE.match(value)
     if not m:
         raise QueryError(f"{what}: expects a date like 2024, 2024-03 or 2024-03-15, not {value!r}.")
     y, mo, d = int(m.group(1)), m.group(2), m.group(3)

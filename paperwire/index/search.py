@@ -17,7 +17,7 @@ from typing import Sequence
 
 from paperwire.index.hybrid import DEFAULT_FUSION, FusionParams, fuse
 from paperwire.index.lexical import DEFAULT_WEIGHTS, highlight, lexical_search, more_like_this
-from paperwire.index.query import MAX_QUERY_CHARS, ParsedQuery, QueryError, fts_expression, parse_query, tokens
+from paperwire.index.query import ParsedQuery, QueryError, fts_expression, parse_query
 from paperwire.store import papers as papers_sql
 from paperwire.store import search as sql
 
