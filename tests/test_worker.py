@@ -102,8 +102,21 @@ def test_worker_command_runs_and_stops_on_sigterm(db_path, smtp):
     proc = subprocess.Popen([sys.executable, "-m", "paperwire", "--db", str(db_path), "worker", "--interval", "0.2",
                              "--now", "2026-11-23T08:00:00Z"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    # Signal only once the handlers are in place ("worker started" is logged after that),
+    # so a slow start under load cannot turn SIGTERM into a plain kill.
+    first_lines = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        first_lines.append(line)
+        if "worker started" in line:
+            break
+    assert any("worker started" in l for l in first_lines), first_lines
+    time.sleep(0.5)  # a couple of ticks in the same period
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    _, rest = proc.communicate(timeout=30)
+    err = "".join(first_lines) + rest
     assert proc.returncode == 0 and "worker stopped" in err
     assert len(smtp.messages) == 1  # same period: nothing sent twice
