@@ -173,6 +173,11 @@ def test_hnsw_agrees_with_exact():
     allowed = ids[::7]
     f_ids, _ = ann.search(qs[1], 10, allowed=allowed)
     assert set(f_ids.tolist()) <= set(allowed.tolist()) and len(f_ids) == 10
+    wide = ids[ids % 3 != 0]  # above HNSW_EXACT_FILTER_MAX: over-fetch from the graph
+    w_ids, _ = ann.search(qs[1], 10, allowed=wide)
+    want, _ = exact.search(qs[1], 10, allowed=wide)
+    assert set(w_ids.tolist()) <= set(wide.tolist()) and len(w_ids) == 10
+    assert len(set(w_ids.tolist()) & set(want.tolist())) >= 8
     ann.remove([int(a_ids[0])])
     assert int(a_ids[0]) not in ann and int(a_ids[0]) not in ann.search(qs[0], 10)[0]
     assert np.dot(ann.vector(int(a_ids[1])), mat[a_ids[1] - 1]) > 0.98
