@@ -9,51 +9,27 @@ The CSV export has quirks the JSON does not: ids written as numbers
 from __future__ import annotations
 
 import ast
-import csv
-import json
 import re
-import sys
 from pathlib import Path
 from typing import Iterator
 
 from paperwire.ingest import BadRecord
 from paperwire.model import PaperRecord, RecordError
-from paperwire.sources.base import delatex, iso_date, open_text
+from paperwire.sources.base import delatex, iso_date, iter_csv_rows, iter_json_lines
 
 SOURCE = "arxiv-snapshot"
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 def parse_jsonl(path: Path) -> Iterator[PaperRecord | BadRecord]:
     """Records of a snapshot JSON-lines file, one paper a line."""
-    with open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield BadRecord(str(path), lineno, f"invalid JSON: {exc.msg}")
-                continue
-            yield _convert(obj, path, lineno)
+    for lineno, obj in iter_json_lines(path):
+        yield obj if isinstance(obj, BadRecord) else _convert(obj, path, lineno)
 
 
 def parse_csv(path: Path) -> Iterator[PaperRecord | BadRecord]:
     """Records of the snapshot schema written as CSV (header row required)."""
-    with open_text(path) as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames:
-            return
-        start = reader.line_num + 1
-        try:
-            for row in reader:
-                if None in row or any(v is None for v in row.values()):
-                    yield BadRecord(str(path), start, "wrong number of columns")
-                else:
-                    yield _convert(row, path, start)
-                start = reader.line_num + 1
-        except csv.Error as exc:
-            yield BadRecord(str(path), start, f"unreadable CSV: {exc}")
+    for lineno, row in iter_csv_rows(path):
+        yield row if isinstance(row, BadRecord) else _convert(row, path, lineno)
 
 
 def _convert(obj, path: Path, lineno: int) -> PaperRecord | BadRecord:

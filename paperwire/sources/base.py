@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
+import json
 import re
+import sys
 import unicodedata
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from paperwire.ingest import BadRecord
 
-__all__ = ["BadRecord", "UnreadableFile", "open_text", "sniff", "iso_date", "delatex"]
+__all__ = ["BadRecord", "UnreadableFile", "open_text", "sniff", "iso_date", "delatex", "iter_json_lines", "iter_csv_rows"]
 
 
 class UnreadableFile(Exception):
@@ -44,6 +47,40 @@ def open_text(path: Path) -> io.TextIOBase:
     if magic == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
+
+
+def iter_json_lines(path: Path):
+    """``(line number, object)`` for each non-blank line; undecodable lines come as BadRecord."""
+    with open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield lineno, BadRecord(str(path), lineno, f"invalid JSON: {exc.msg}")
+
+
+def iter_csv_rows(path: Path):
+    """``(first line of the record, row dict)`` for a CSV with a header row.
+
+    Rows with too few or too many fields, and unreadable CSV, come as BadRecord.
+    """
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # abstracts exceed the 128 KiB default
+    with open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames:
+            return
+        start = reader.line_num + 1
+        try:
+            for row in reader:
+                if None in row or any(v is None for v in row.values()):
+                    yield start, BadRecord(str(path), start, "wrong number of columns")
+                else:
+                    yield start, row
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            yield start, BadRecord(str(path), start, f"unreadable CSV: {exc}")
 
 
 _MONTH_DAY_YEAR = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from paperwire.ingest import BadRecord
 from paperwire.model import PaperRecord, RecordError
-from paperwire.sources.base import open_text
+from paperwire.sources.base import iter_json_lines
 
 SOURCE = "beir"
 
@@ -27,25 +27,20 @@ def corpus_path(path: Path) -> Path:
 def parse(path: Path) -> Iterator[PaperRecord | BadRecord]:
     """Documents of a BEIR corpus file (or folder)."""
     path = corpus_path(path)
-    with open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield BadRecord(str(path), lineno, f"invalid JSON: {exc.msg}")
-                continue
-            if not isinstance(obj, dict) or "_id" not in obj:
-                yield BadRecord(str(path), lineno, "missing _id")
-                continue
-            text = obj.get("text") or ""
-            # Some BEIR corpora have empty titles; the start of the text stands in.
-            title = (obj.get("title") or "").strip() or " ".join(text.split()[:12])
-            try:
-                yield PaperRecord(title=title, abstract=text, source=SOURCE, external_id=str(obj["_id"]))
-            except RecordError as exc:
-                yield BadRecord(str(path), lineno, str(exc))
+    for lineno, obj in iter_json_lines(path):
+        if isinstance(obj, BadRecord):
+            yield obj
+            continue
+        if not isinstance(obj, dict) or "_id" not in obj:
+            yield BadRecord(str(path), lineno, "missing _id")
+            continue
+        text = obj.get("text") or ""
+        # Some BEIR corpora have empty titles; the start of the text stands in.
+        title = (obj.get("title") or "").strip() or " ".join(text.split()[:12])
+        try:
+            yield PaperRecord(title=title, abstract=text, source=SOURCE, external_id=str(obj["_id"]))
+        except RecordError as exc:
+            yield BadRecord(str(path), lineno, str(exc))
 
 
 def load_queries(folder: Path) -> dict[str, str]:
