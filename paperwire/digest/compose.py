@@ -71,14 +71,12 @@ class ComposeCache:
     def search_indexed(self, conn: sqlite3.Connection) -> bool:
         """Whether the search area's lexical index holds anything (then trust its empty answers)."""
         if self._indexed is None:
-            self._indexed = False
-            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name LIKE '%fts'"):
-                try:
-                    if conn.execute(f'SELECT 1 FROM "{name}" LIMIT 1').fetchone():
-                        self._indexed = True
-                        break
-                except sqlite3.DatabaseError:
-                    continue
+            try:
+                from paperwire.store.search import count_indexed
+            except ImportError:  # search area not installed
+                self._indexed = False
+            else:
+                self._indexed = count_indexed(conn) > 0
         return self._indexed
 
 

@@ -193,8 +193,7 @@ def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "diges
                                resend_in_doubt=resend_in_doubt, locked=True, sleep=sleep)
     crash = _CrashHook()
     if resend_in_doubt:
-        conn.execute("UPDATE digest_sends SET state='pending', next_attempt_at=NULL WHERE kind=? "
-                     "AND state='in_doubt'", (kind,))
+        sql.requeue_in_doubt(conn, kind)
     session = SmtpSession(settings)
     limiter = RateLimiter(settings.mail_rate_per_minute, sleep=sleep)
     sender = parseaddr(settings.mail_from)[1]
@@ -234,9 +233,7 @@ def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "diges
                 _deliver_one(conn, settings, session, row, sender, report, crash)
     finally:
         session.close()
-        report.deferred = conn.execute(
-            "SELECT COUNT(*) FROM digest_sends WHERE kind=? AND state IN ('pending', 'sending')", (kind,)
-        ).fetchone()[0]
+        report.deferred = sql.count_undelivered(conn, kind)
     return report
 
 

@@ -26,6 +26,7 @@ from paperwire.index.lexical import doc_fields
 from paperwire.store import embeddings as emb_store
 from paperwire.store import search as sql
 from paperwire.store.db import transaction
+from paperwire.store.papers import count_papers
 
 LEX_BATCH = 2000
 EMBED_BATCH = 256
@@ -71,7 +72,7 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
                 bar.update(len(rows))
         if bar:
             bar.close()
-    if sql.count_indexed(conn) > conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0]:
+    if sql.count_indexed(conn) > count_papers(conn):
         gone = sql.orphan_docs(conn)
         with transaction(conn):
             sql.delete_docs(conn, gone)

@@ -58,14 +58,14 @@ def prepare(folder: Path, db_path: Path, *, embedder=None, semantic: bool = True
     from paperwire.sources import import_files
     from paperwire.sources.beir import corpus_path
     from paperwire.store.db import connect
+    from paperwire.store.meta import get_meta, set_meta
 
     corpus = corpus_path(Path(folder))
     conn = connect(db_path)
     stamp = f"{corpus.resolve()}:{corpus.stat().st_size}:{int(corpus.stat().st_mtime)}"
-    row = conn.execute("SELECT value FROM meta WHERE key='eval_corpus'").fetchone()
-    if row is None or row[0] != stamp:
+    if get_meta(conn, "eval_corpus") != stamp:
         import_files(conn, [corpus], fmt="beir", progress=progress)
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('eval_corpus', ?)", (stamp,))
+        set_meta(conn, "eval_corpus", stamp)
     update_index(conn, embedder=embedder, progress=progress, semantic=semantic)
     return conn
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from paperwire.index.query import category_tokens
 from paperwire.model import normalize_title
 from paperwire.store import search as sql
+from paperwire.store.meta import database_file
 
 PIP_FAST = "pip install tantivy  (or: pip install 'paperwire[fast]')"
 TITLE_BOOST = 0.2  # title is also in "text"; this extra weight was tuned on SciFact train
@@ -46,11 +47,11 @@ def available() -> bool:
 
 def index_dir(conn: sqlite3.Connection) -> Path | None:
     """``<db file>.tantivy/`` beside the database; None for in-memory databases."""
-    for row in conn.execute("PRAGMA database_list"):
-        if row[1] == "main" and row[2]:
-            p = Path(row[2])
-            return p.with_name(p.name + ".tantivy")
-    return None
+    path = database_file(conn)
+    if not path:
+        return None
+    p = Path(path)
+    return p.with_name(p.name + ".tantivy")
 
 
 def _schema():

@@ -19,6 +19,7 @@ import numpy as np
 
 from paperwire.store import embeddings as emb_store
 from paperwire.store import search as sql
+from paperwire.store.meta import database_file
 
 _VIEWS: dict[tuple[str, str], "VectorView"] = {}
 _LOCK = threading.Lock()
@@ -28,10 +29,7 @@ RECHECK_S = 0.0
 
 def db_key(conn: sqlite3.Connection) -> str:
     """The file behind a connection (":memory:" connections get a per-connection key)."""
-    for row in conn.execute("PRAGMA database_list"):
-        if row[1] == "main":
-            return row[2] or f":memory:{id(conn)}"
-    return f":memory:{id(conn)}"
+    return database_file(conn) or f":memory:{id(conn)}"
 
 
 def resolve_embedder(conn: sqlite3.Connection, embedder=None):

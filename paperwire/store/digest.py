@@ -251,6 +251,18 @@ def mark_send(conn: sqlite3.Connection, send_id: int, state: str, now: str, *, e
         (state, now, error, next_attempt_at, int(bump_attempts), int(sent), now, int(final), send_id))
 
 
+def requeue_in_doubt(conn: sqlite3.Connection, kind: str) -> None:
+    """Hand in-doubt sends back to the queue (operator chose a possible duplicate over a loss)."""
+    conn.execute("UPDATE digest_sends SET state='pending', next_attempt_at=NULL WHERE kind=? "
+                 "AND state='in_doubt'", (kind,))
+
+
+def count_undelivered(conn: sqlite3.Connection, kind: str) -> int:
+    return conn.execute(
+        "SELECT COUNT(*) FROM digest_sends WHERE kind=? AND state IN ('pending', 'sending')", (kind,)
+    ).fetchone()[0]
+
+
 def release_papers(conn: sqlite3.Connection, send_id: int) -> None:
     """A mail that was never delivered gives its papers back to the subscriber's pool."""
     conn.execute("DELETE FROM digest_sent_papers WHERE send_id=?", (send_id,))
