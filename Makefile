@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("paperwire needs Python >= 3.11") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[embed,test]'
+	$(BIN)/python -m pip install -q -e '.[embed,ann,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
