@@ -106,7 +106,9 @@ def bench_size(n: int, base: np.ndarray, nq: int, expansions: list[int], hnsw: b
     ann.add(ids, vecs)
     build = time.perf_counter() - t
     mem = ann._impl.index.memory_usage / 2**20
-    print(f"| usearch HNSW i8 M=16 ef_add=128 | build {build:.1f} s ({n / build:,.0f} vec/s, {os.cpu_count()} threads) "
+    from paperwire.index.vectors import HNSW_DTYPE
+
+    print(f"| usearch HNSW {HNSW_DTYPE} M=16 ef_add=128 | build {build:.1f} s ({n / build:,.0f} vec/s, {os.cpu_count()} threads) "
           f"| | | index {mem:.0f} MiB, peak RSS +{rss_mb() - rss0:.0f} MiB |")
     for ef in expansions:
         ann._impl.index.expansion_search = ef
@@ -124,7 +126,7 @@ def bench_size(n: int, base: np.ndarray, nq: int, expansions: list[int], hnsw: b
         t = time.perf_counter()
         ann.search(q, 10, allowed=allowed)
         lat.append((time.perf_counter() - t) * 1000)
-    print(f"| HNSW, 5% allowed filter (exact over allowed) | | query p50 {pct(lat, .5):.2f} ms | | |")
+    print(f"| HNSW, 5% allowed filter ({len(allowed):,} rowids) | | query p50 {pct(lat, .5):.2f} ms | | |")
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / "x.usearch"
         t = time.perf_counter()
