@@ -30,7 +30,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from paperwire.store import embeddings as store_emb
-from paperwire.store.papers import current_rev
+from paperwire.store.meta import database_file
+from paperwire.store.papers import all_paper_rowids, current_rev
 
 # Above this many vectors "auto" uses HNSW (if usearch is installed): an exact mat-vec over
 # 384-d float32 costs ~0.1 ms per 1,000 vectors on 2 cores, so ~5 ms at 50k.
@@ -55,8 +56,7 @@ def ann_available() -> bool:
 
 def default_cache_dir(conn: sqlite3.Connection) -> Path | None:
     """``<db file>.vectors/`` beside the database, or None for an in-memory database."""
-    row = conn.execute("PRAGMA database_list").fetchone()
-    path = row[2] if row else ""
+    path = database_file(conn)
     if not path:
         return None
     p = Path(path)
@@ -434,7 +434,7 @@ class VectorIndex:
                 touched += len(ids)
                 if count != self.paper_count + new_papers:
                     # Some papers were deleted: drop every indexed rowid that no longer exists.
-                    alive = {r[0] for r in conn.execute("SELECT id FROM papers")}
+                    alive = set(all_paper_rowids(conn))
                     gone = [int(i) for i in self.rowids().tolist() if int(i) not in alive]
                     touched += self._impl.remove(gone)
             if seq != self.seq:
@@ -494,13 +494,7 @@ class VectorIndex:
 
 
 def _store_state(conn: sqlite3.Connection, model: str) -> tuple[int, int, int, int]:
-    row = conn.execute(
-        "SELECT (SELECT value FROM meta WHERE key='rev'), "
-        "(SELECT COALESCE(MAX(seq), 0) FROM embedding_models WHERE model=?), "
-        "(SELECT COUNT(*) FROM papers), (SELECT COALESCE(MAX(id), 0) FROM papers)",
-        (model,),
-    ).fetchone()
-    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+    return store_emb.index_state(conn, model)
 
 
 # ---------------------------------------------------------------- helpers for build/search
@@ -548,8 +542,7 @@ def shared_index(conn: sqlite3.Connection, model: str, *, kind: str = "auto", in
 
     In-memory databases are never shared (each connection is its own database).
     """
-    row = conn.execute("PRAGMA database_list").fetchone()
-    db = row[2] if row else ""
+    db = database_file(conn)
     if not db:
         return VectorIndex.load(conn, model, kind=kind, include_hidden=include_hidden)
     key = (db, model, kind, include_hidden)

@@ -219,3 +219,15 @@ def prune_embeddings(conn: sqlite3.Connection, model: str | None = None) -> int:
         params = (model,)
     with transaction(conn):
         return conn.execute(sql, params).rowcount
+
+
+def index_state(conn: sqlite3.Connection, model: str) -> tuple[int, int, int, int]:
+    """(store rev, newest embedding seq of ``model``, paper count, max paper rowid):
+    what a vector index compares to know whether it is stale."""
+    row = conn.execute(
+        "SELECT (SELECT value FROM meta WHERE key='rev'), "
+        "(SELECT COALESCE(MAX(seq), 0) FROM embedding_models WHERE model=?), "
+        "(SELECT COUNT(*) FROM papers), (SELECT COALESCE(MAX(id), 0) FROM papers)",
+        (model,),
+    ).fetchone()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])

@@ -164,6 +164,10 @@ def newest_papers(conn: sqlite3.Connection, limit: int = 10) -> list[dict]:
     return [row_to_paper(r) for r in rows]
 
 
+def all_paper_rowids(conn: sqlite3.Connection) -> list[int]:
+    return [r[0] for r in conn.execute("SELECT id FROM papers")]
+
+
 def count_papers(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
 
