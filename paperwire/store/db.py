@@ -51,3 +51,14 @@ def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator
         raise
     else:
         conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def page_cache(conn: sqlite3.Connection, kib: int) -> Iterator[sqlite3.Connection]:
+    """Use a page cache of ``kib`` KiB for the duration of a bulk job, then restore it."""
+    previous = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size=-{int(kib)}")
+    try:
+        yield conn
+    finally:
+        conn.execute(f"PRAGMA cache_size={int(previous)}")
