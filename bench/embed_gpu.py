@@ -4,7 +4,7 @@ sentence-transformers' encode on the same GPU (fp32 and fp16), on real abstracts
     python bench/embed_gpu.py [-n 100000] [--batch 512] [--tokens 65536]
 
 Needs a CUDA device and `pip install 'paperwire[gpu]'`. Target on one H100: >= 25,000 abstracts/s.
-Not measured yet (no GPU in the development sessions so far): see docs/bench/embeddings.md.
+Not measured yet (no GPU in the development sessions so far): see BENCHMARKS.md.
 """
 
 from __future__ import annotations

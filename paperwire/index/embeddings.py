@@ -233,7 +233,7 @@ def derive_int8_model(cache_dir: str | Path | None = None) -> Path:
     so it computes in fp32 (no faster than torch). This re-quantizes it for int8 *compute*:
     basic graph folding -> BERT fusions (SkipLayerNorm, BiasGelu) -> dynamic quantisation of
     every MatMul/Gather, per-channel, 7-bit weights (``reduce_range``: no int16 saturation on
-    CPUs without VNNI). Cosine to the fp32 model: ~0.993 (docs/bench/embeddings.md).
+    CPUs without VNNI). Cosine to the fp32 model: ~0.993 (BENCHMARKS.md).
     The result is cached under ``cache_dir`` (default: the user cache dir, or
     ``$PAPERWIRE_MODEL_CACHE``), keyed by source hash, onnxruntime version and recipe.
     """

@@ -5,7 +5,7 @@ the same transactions and serves everything (phrases, exclusions, author/categor
 filters). But FTS5 scores *every* document matching any query word with bm25() (about
 6 µs each), so a natural-language query over 100k+ papers takes tens to hundreds of ms.
 tantivy (Rust, block-max WAND top-k) answers the same bag-of-words BM25 query in well
-under a millisecond (docs/bench/search.md), so plain-word queries (optionally with a
+under a millisecond (BENCHMARKS.md), so plain-word queries (optionally with a
 date range) use it when it is installed and caught up; anything else, or no tantivy,
 falls back to FTS5 with identical semantics.
 

@@ -5,7 +5,7 @@ score in that list (BM25 by its max, cosine by min-max over the candidate pool);
 candidate gets its exact cosine (vectors are in memory) and its BM25 (0 when it did
 not match lexically), and the fused score is ``alpha * lex + (1 - alpha) * sem``.
 Reciprocal rank fusion is kept for comparison. Parameters were tuned on SciFact
-*train* only (bench/search_tune.py, docs/bench/search.md).
+*train* only (bench/search_tune.py, BENCHMARKS.md).
 """
 
 from __future__ import annotations

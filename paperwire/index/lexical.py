@@ -1,7 +1,7 @@
 """Lexical search: BM25 over an SQLite FTS5 index (porter stemming, column weights),
 highlighted snippets, and "more like this" queries.
 
-Why FTS5 (see docs/bench/search.md): it ships with Python's sqlite3, updates
+Why FTS5 (see BENCHMARKS.md): it ships with Python's sqlite3, updates
 incrementally inside the same transactions as the store, survives SIGKILL like the rest
 of the database, and its BM25 with porter stemming matches the quality of a dedicated
 BM25 library on SciFact.
@@ -20,7 +20,7 @@ from paperwire.index.query import STOPWORDS, ParsedQuery, category_tokens, fts_e
 from paperwire.store import search as sql
 
 # bm25 column weights (title, abstract, authors). Title above abstract, tuned on SciFact
-# train (docs/bench/search.md).
+# train (BENCHMARKS.md).
 DEFAULT_WEIGHTS = (3.0, 1.0, 1.0)
 
 

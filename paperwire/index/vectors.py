@@ -4,7 +4,7 @@ The durable vectors live in SQLite (:mod:`paperwire.store.embeddings`, float32 b
 (model, content_hash)). This module holds the *rebuildable* in-memory index over them:
 
 * ``kind="exact"``: a float32 matrix and one BLAS mat-vec per query; exact, fine up to
-  some tens of thousands of papers (see docs/bench/embeddings.md for the timings).
+  some tens of thousands of papers (see BENCHMARKS.md for the timings).
 * ``kind="hnsw"``: a usearch HNSW graph (extra ``ann``) with float16 vectors, saved
   next to the database as a cache (``<db>.vectors/<model>.usearch``) and caught up
   incrementally on load. Recall@10 vs exact is measured in bench/vectors_search.py.
