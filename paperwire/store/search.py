@@ -182,6 +182,22 @@ def paper_meta(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, tup
     return out
 
 
+def _filter_clauses(where: list, params: list, authors, categories, published_from, published_to) -> None:
+    """Append the WHERE clauses (and their parameters) of the structured search filters."""
+    for a in authors:
+        where.append("EXISTS (SELECT 1 FROM paper_authors a WHERE a.paper=p.id AND (' ' || a.name_norm || ' ') LIKE ?)")
+        params.append(f"% {a} %")
+    for c in categories:
+        where.append("EXISTS (SELECT 1 FROM paper_categories c WHERE c.paper=p.id AND (c.category = ? COLLATE NOCASE OR c.category LIKE ?))")
+        params.extend([c, c + ".%"])
+    if published_from:
+        where.append("COALESCE(p.published, p.feed_date) >= ?")
+        params.append(published_from)
+    if published_to:
+        where.append("COALESCE(p.published, p.feed_date) < ?")
+        params.append(published_to)
+
+
 def filter_rowids(
     conn: sqlite3.Connection,
     rowids: Sequence[int],
@@ -202,18 +218,7 @@ def filter_rowids(
         part = ids[i : i + _CHUNK]
         where = [f"p.id IN ({','.join('?' * len(part))})", "p.hidden = 0"]
         params: list = list(part)
-        for a in authors:
-            where.append("EXISTS (SELECT 1 FROM paper_authors a WHERE a.paper=p.id AND (' ' || a.name_norm || ' ') LIKE ?)")
-            params.append(f"% {a} %")
-        for c in categories:
-            where.append("EXISTS (SELECT 1 FROM paper_categories c WHERE c.paper=p.id AND (c.category = ? COLLATE NOCASE OR c.category LIKE ?))")
-            params.extend([c, c + ".%"])
-        if published_from:
-            where.append("COALESCE(p.published, p.feed_date) >= ?")
-            params.append(published_from)
-        if published_to:
-            where.append("COALESCE(p.published, p.feed_date) < ?")
-            params.append(published_to)
+        _filter_clauses(where, params, authors, categories, published_from, published_to)
         keep.update(r[0] for r in conn.execute(f"SELECT p.id FROM papers p WHERE {' AND '.join(where)}", params))
     return keep
 
@@ -232,18 +237,7 @@ def filtered_recent(
     """Papers matching only structured filters (no text), newest or most voted first,
     and how many match."""
     where, params = ["p.hidden = 0"], []
-    for a in authors:
-        where.append("EXISTS (SELECT 1 FROM paper_authors a WHERE a.paper=p.id AND (' ' || a.name_norm || ' ') LIKE ?)")
-        params.append(f"% {a} %")
-    for c in categories:
-        where.append("EXISTS (SELECT 1 FROM paper_categories c WHERE c.paper=p.id AND (c.category = ? COLLATE NOCASE OR c.category LIKE ?))")
-        params.extend([c, c + ".%"])
-    if published_from:
-        where.append("COALESCE(p.published, p.feed_date) >= ?")
-        params.append(published_from)
-    if published_to:
-        where.append("COALESCE(p.published, p.feed_date) < ?")
-        params.append(published_to)
+    _filter_clauses(where, params, authors, categories, published_from, published_to)
     w = " AND ".join(where)
     order_sql = ("p.upvotes + p.local_upvotes DESC, " if order == "votes" else "") + "COALESCE(p.published, p.feed_date) DESC, p.id DESC"
     ids = [r[0] for r in conn.execute(f"SELECT p.id FROM papers p WHERE {w} ORDER BY {order_sql} LIMIT ? OFFSET ?", params + [limit, offset])]
