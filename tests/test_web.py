@@ -31,6 +31,7 @@ def test_home_shows_latest_day_with_prev_navigation(site):
     r = site.get("/")
     assert r.status_code == 200
     assert _count(r.text) == n_latest == 498
+    assert '<a href="/digest" title="Get trending papers in your email inbox"' in r.text  # nav links the digest
     assert r.text.count('class="card"') == 30  # first page
     # previous = the newest arXiv day in the demo corpus (2007-04-16 holds the most recent records)
     prev = re.search(r'<a class="btn btn-ghost" rel="prev" href="/papers/date/([0-9-]+)"', r.text).group(1)
