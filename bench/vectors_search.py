@@ -65,7 +65,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def bench_size(n: int, base: np.ndarray, nq: int, expansions: list[int], hnsw: bool) -> None:
-    from paperwire.index.vectors import VectorIndex
+    from paperwire.index.vectors import VectorIndex, usearch_index_class
 
     print(f"\n## {n:,} vectors (384-d)")
     vecs = synth(base, n, seed=n)
@@ -98,7 +98,7 @@ def bench_size(n: int, base: np.ndarray, nq: int, expansions: list[int], hnsw: b
     del exact
     gc.collect()
 
-    from usearch.index import Index  # noqa: F401  (fail early without the ann extra)
+    usearch_index_class()  # fail early without the ann extra
 
     rss0 = rss_mb()
     t = time.perf_counter()
@@ -132,7 +132,7 @@ def bench_size(n: int, base: np.ndarray, nq: int, expansions: list[int], hnsw: b
         t = time.perf_counter()
         ann._impl.index.save(str(p))
         save = time.perf_counter() - t
-        from usearch.index import Index
+        Index = usearch_index_class()
 
         t = time.perf_counter()
         Index.restore(str(p), view=False)
@@ -142,7 +142,7 @@ def bench_size(n: int, base: np.ndarray, nq: int, expansions: list[int], hnsw: b
 
 def bench_sqlite(n: int, base: np.ndarray) -> None:
     """Load ``n`` vectors from SQLite blobs (the durable copy) into exact / HNSW indexes."""
-    from paperwire.index.vectors import VectorIndex
+    from paperwire.index.vectors import VectorIndex, usearch_index_class
     from paperwire.store import embeddings as store_emb
     from paperwire.store.db import connect, transaction
 
@@ -168,7 +168,7 @@ def bench_sqlite(n: int, base: np.ndarray) -> None:
         stale = idx.is_stale(conn)
         print(f"| is_stale() | {(time.perf_counter() - t) * 1000:.2f} ms | {stale} |")
         try:
-            import usearch  # noqa: F401
+            usearch_index_class()
         except ImportError:
             conn.close()
             return

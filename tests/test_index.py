@@ -94,6 +94,26 @@ def test_new_papers_enter_older_papers_similar_lists(conn):
     assert similar(conn, "2302.00003", limit=3)[0].paper_id == "2403.00100"
 
 
+def test_similar_lists_from_the_ann_index_match_exact_lists(conn, monkeypatch):
+    # Above EXACT_MAX the lists come from batched index queries: same lists as the exact path.
+    from paperwire.index import similar as sim
+    from paperwire.index.semantic import drop_views
+
+    load_corpus(conn)
+    emb = FakeEmbedder()
+    update_index(conn, embedder=emb)
+    exact = {r: sql.get_similar(conn, r)[2] for (r,) in conn.execute("SELECT id FROM papers")}
+    conn.execute("DELETE FROM search_similar")
+    conn.commit()
+    drop_views()
+    monkeypatch.setattr(sim, "EXACT_MAX", 2)
+    r = update_index(conn, embedder=emb)
+    assert r["similar"]["computed"] == len(exact)
+    for rowid, lst in exact.items():
+        got = sql.get_similar(conn, rowid)[2]
+        assert [n for n, _ in got] == [n for n, _ in lst] and rowid not in [n for n, _ in got]
+
+
 def test_lexical_only_build_reports_note_free_and_search_notes(conn):
     load_corpus(conn)
     r = update_index(conn, semantic=False)

@@ -152,16 +152,22 @@ def test_load_empty_model_and_shared_index(db_path):
     c.close()
 
 
-@pytest.mark.skipif(not HAS_USEARCH, reason="needs the ann extra: pip install 'paperwire[ann]'")
-def test_hnsw_agrees_with_exact():
-    rng = np.random.default_rng(3)
-    # Clustered data, like real embeddings (pure noise makes every neighbour equally far).
-    centers = l2_normalize(rng.standard_normal((50, 64)).astype(np.float32))
-    mat = l2_normalize(centers[rng.integers(0, 50, 4000)] + 0.35 * rng.standard_normal((4000, 64)).astype(np.float32))
-    ids = np.arange(1, 4001)
-    exact, ann = VectorIndex("m", 64, kind="exact"), VectorIndex("m", 64, kind="hnsw")
+def _clustered_pair(seed: int, n: int, dim: int, k_centers: int, spread: float, first_id: int = 1):
+    """An exact and an HNSW index over the same clustered unit vectors (like real embeddings:
+    pure noise makes every neighbour equally far). Returns (rng, centers, mat, ids, exact, ann)."""
+    rng = np.random.default_rng(seed)
+    centers = l2_normalize(rng.standard_normal((k_centers, dim)).astype(np.float32))
+    mat = l2_normalize(centers[rng.integers(0, k_centers, n)] + spread * rng.standard_normal((n, dim)).astype(np.float32))
+    ids = np.arange(first_id, first_id + n)
+    exact, ann = VectorIndex("m", dim, kind="exact"), VectorIndex("m", dim, kind="hnsw")
     exact.add(ids, mat)
     ann.add(ids, mat)
+    return rng, centers, mat, ids, exact, ann
+
+
+@pytest.mark.skipif(not HAS_USEARCH, reason="needs the ann extra: pip install 'paperwire[ann]'")
+def test_hnsw_agrees_with_exact():
+    rng, centers, mat, ids, exact, ann = _clustered_pair(3, 4000, 64, 50, 0.35)
     qs = l2_normalize(centers[rng.integers(0, 50, 50)] + 0.35 * rng.standard_normal((50, 64)).astype(np.float32))
     recall = np.mean([len(set(exact.search(q, 10)[0]) & set(ann.search(q, 10)[0])) / 10 for q in qs])
     assert recall >= 0.9
@@ -181,6 +187,27 @@ def test_hnsw_agrees_with_exact():
     ann.remove([int(a_ids[0])])
     assert int(a_ids[0]) not in ann and int(a_ids[0]) not in ann.search(qs[0], 10)[0]
     assert np.dot(ann.vector(int(a_ids[1])), mat[a_ids[1] - 1]) > 0.98
+
+
+@pytest.mark.skipif(not HAS_USEARCH, reason="needs the ann extra: pip install 'paperwire[ann]'")
+def test_batched_neighbours_match_one_by_one_search():
+    # neighbours_of (one batched, multi-threaded query) == search() per paper, minus itself.
+    _, _, _, ids, exact, ann = _clustered_pair(5, 3000, 48, 40, 0.3, first_id=10)
+    asked = [int(i) for i in ids[::37]] + [999_999]  # the last one is not indexed
+    for idx in (exact, ann):
+        got = idx.neighbours_of(asked, 10)
+        assert 999_999 not in got and len(got) == len(asked) - 1
+        for r in asked[:-1]:
+            lst = got[r]
+            assert len(lst) == 10 and r not in [n for n, _ in lst]
+            assert [s for _, s in lst] == sorted((s for _, s in lst), reverse=True)
+    truth = exact.neighbours_of(asked[:-1], 10)
+    for r in asked[:-1]:
+        want, _ = exact.search(exact.vector(r), 10, exclude=[r])
+        assert [n for n, _ in truth[r]] == want.tolist()
+    ann_got = ann.neighbours_of(asked[:-1], 10)
+    recall = np.mean([len({n for n, _ in ann_got[r]} & {n for n, _ in truth[r]}) / 10 for r in asked[:-1]])
+    assert recall >= 0.9
 
 
 @pytest.mark.skipif(not HAS_USEARCH, reason="needs the ann extra: pip install 'paperwire[ann]'")
@@ -229,3 +256,26 @@ def test_add_with_repeated_rowid_keeps_last():
     assert len(idx) == 2
     np.testing.assert_allclose(idx.vector(1), mat[2])
     assert idx.remove([1]) == 1 and 1 not in idx and len(idx) == 1
+
+
+@pytest.mark.skipif(
+    not (HAS_USEARCH and importlib.util.find_spec("onnxruntime")), reason="needs the ann and embed extras"
+)
+def test_hnsw_index_before_onnxruntime_does_not_crash():
+    # A fresh process that builds an HNSW index first and only then loads onnxruntime (a
+    # server whose first request is a similar-papers page, then a search): importing
+    # onnxruntime after usearch used to segfault.
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from paperwire.index.vectors import VectorIndex\n"
+        "v = VectorIndex('m', 8, kind='hnsw')\n"
+        "v.add(np.arange(1, 11), np.random.default_rng(0).standard_normal((10, 8)).astype(np.float32))\n"
+        "import onnxruntime\n"
+        "print('alive', len(v))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "alive 10"

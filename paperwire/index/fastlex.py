@@ -191,9 +191,9 @@ class FastIndex:
         searcher = self.index.searcher()
         if order == "date":
             hits = searcher.search(query, k, offset=offset, order_by_field="day", order=tantivy.Order.Desc).hits
-            return [(int(searcher.doc(addr)["rowid"][0]), 0.0) for _, addr in hits]
+            return [(rowid, 0.0) for rowid in _rowids(searcher, [addr for _, addr in hits])]
         hits = searcher.search(query, k, offset=offset).hits
-        return [(int(searcher.doc(addr)["rowid"][0]), float(score)) for score, addr in hits]
+        return list(zip(_rowids(searcher, [addr for _, addr in hits]), (float(score) for score, _ in hits)))
 
     def count(self, words, **kw) -> int:
         """How many documents a query matches."""
@@ -201,6 +201,17 @@ class FastIndex:
         if query is None:
             return 0
         return int(self.index.searcher().search(query, 1, count=True).count)
+
+
+def _rowids(searcher, addrs: list) -> list[int]:
+    """Our rowids for tantivy hits: one columnar (fast-field) read for the whole batch where
+    this tantivy has it (no stored-document decompression: ~6 us a hit less), else the store."""
+    batch = getattr(searcher, "fast_field_values", None)
+    if batch is not None and addrs:
+        vals = batch("rowid", addrs)
+        if None not in vals:
+            return [int(v) for v in vals]
+    return [int(searcher.doc(addr)["rowid"][0]) for addr in addrs]
 
 
 def open_index(conn: sqlite3.Connection) -> FastIndex | None:

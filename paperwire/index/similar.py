@@ -22,6 +22,8 @@ BATCH = 512
 # Above this many vectors, neighbour lists come from the (HNSW) query index one paper at a
 # time instead of exact batched matrix products (which grow with n^2).
 EXACT_MAX = 50_000
+# Papers per batched HNSW query (and per commit) when lists come from the index.
+INDEX_BATCH = 4096
 
 
 def refresh_similar(conn: sqlite3.Connection, model: str, *, progress: bool = False, k: int = 20) -> dict:
@@ -109,12 +111,10 @@ def _refresh_with_index(conn, model, *, progress, k, stats) -> dict:
 
         bar = tqdm(total=len(todo), desc="similar", unit="paper", file=sys.stderr, leave=False, dynamic_ncols=True)
     fresh: set[int] = set()
-    for a in range(0, len(todo), BATCH):
-        part = todo[a : a + BATCH]
-        lists = []
-        for rowid, _ in part:
-            v = idx.index.vector(rowid)
-            lists.append(idx.top(v, k, exclude=rowid) if v is not None else [])
+    for a in range(0, len(todo), INDEX_BATCH):
+        part = todo[a : a + INDEX_BATCH]
+        found = idx.index.neighbours_of([r for r, _ in part], k)
+        lists = [found.get(rowid, []) for rowid, _ in part]
         _commit_batch(conn, model, part, lists, fresh, k, stats)
         if bar:
             bar.update(len(part))
