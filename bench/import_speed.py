@@ -1,7 +1,8 @@
 """Import speed: synthetic arXiv snapshots of 100k and 1M records into a fresh database.
 
 Runs `paperwire import` in a subprocess per size and reports wall time,
-records/s and the child's peak RSS (getrusage). The snapshot files are
+records/s, the child's peak RSS (getrusage) and the 1-minute load average before
+and after (the machine may be shared). The snapshot files are
 generated once into bench/out/ by synth_snapshot.py.
 
     python bench/import_speed.py 100000 1000000
@@ -38,6 +39,7 @@ def run_one(n: int) -> dict:
     db = out / f"import-{label(n)}.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
+    load_before = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "paperwire", "--db", str(db), "import", str(snap)],
                           capture_output=True, text=True, check=True)
@@ -48,6 +50,7 @@ def run_one(n: int) -> dict:
         "peak_rss_mb": round(rss_kb / 1024),
         "db_mb": round(db.stat().st_size / 2**20), "input_mb": round(snap.stat().st_size / 2**20),
         "report": proc.stdout.strip(),
+        "load_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)

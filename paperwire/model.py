@@ -14,6 +14,9 @@ from datetime import datetime, timezone
 # optionally with a version suffix.
 _NEW_ID = re.compile(r"^(\d{4})\.(\d{4,5})(?:v(\d+))?$")
 _OLD_ID = re.compile(r"^([a-z\-]+(?:\.[A-Z]{2})?)/(\d{7})(?:v(\d+))?$")
+# What a spreadsheet or a link may have made of a new-style id (repaired below).
+_NUMERIC_ID = re.compile(r"^(\d{3,4})\.(\d{1,5})(?:v(\d+))?$")
+_ID_PREFIX = re.compile(r"^(?:arxiv:|https?://arxiv\.org/(?:abs|pdf)/)", re.I)
 _WS = re.compile(r"\s+")
 
 
@@ -51,12 +54,12 @@ def parse_arxiv_id(raw: str | None) -> tuple[str, int | None] | None:
     if raw is None:
         return None
     s = str(raw).strip()
-    s = re.sub(r"^(?:arxiv:|https?://arxiv\.org/(?:abs|pdf)/)", "", s, flags=re.I)
+    s = _ID_PREFIX.sub("", s)
     s = s.removesuffix(".pdf")
     m = _OLD_ID.match(s)
     if m:
         return f"{m.group(1)}/{m.group(2)}", int(m.group(3)) if m.group(3) else None
-    m = re.match(r"^(\d{3,4})\.(\d{1,5})(?:v(\d+))?$", s)
+    m = _NUMERIC_ID.match(s)
     if not m:
         return None
     yymm, num, ver = m.group(1).zfill(4), m.group(2), m.group(3)
@@ -109,6 +112,9 @@ class PaperRecord:
     submitted_by: str | None = None
     num_comments: int | None = None
     _title_norm: str = field(default="", init=False, repr=False, compare=False)
+    # Values the writer derives from the record alone (hashes, JSON), computed once by
+    # paperwire.ingest.prepare_record, possibly in the parser process; see there.
+    _prepared: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.title = collapse_ws(self.title)
@@ -123,7 +129,7 @@ class PaperRecord:
             self.arxiv_id, v = parsed
             if self.version is None:
                 self.version = v
-        self.authors = [collapse_ws(a) for a in self.authors if collapse_ws(a)]
+        self.authors = [a for a in map(collapse_ws, self.authors) if a]
         self.categories = [c.strip() for c in self.categories if c and c.strip()]
 
     @property
@@ -144,6 +150,7 @@ class PaperRecord:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("_title_norm", None)
+        d.pop("_prepared", None)
         return d
 
 
@@ -170,9 +177,14 @@ def source_rank(source: str) -> int:
     return SOURCE_RANK.get(source, 1)
 
 
+# json.dumps(..., sort_keys=True, default=str) builds an encoder per call; the output
+# must stay byte for byte the same, or every stored paper would look changed.
+_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str).encode
+
+
 def record_hash(values: dict) -> str:
     """Hash over every stored field that an import can change: equal hash, no update."""
-    payload = json.dumps([values.get(f) for f in MERGE_FIELDS], sort_keys=True, default=str)
+    payload = _HASH_JSON([values.get(f) for f in MERGE_FIELDS])
     return hashlib.sha1(payload.encode()).hexdigest()
 
 

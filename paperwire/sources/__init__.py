@@ -19,6 +19,8 @@ from paperwire.sources.base import UnreadableFile, sniff
 Parser = Callable[[Path], Iterable[PaperRecord | BadRecord]]
 
 IMPORT_CACHE_KIB = 256 * 1024
+# Below this much input, dropping and rebuilding indexes costs more than it saves.
+BULK_MIN_BYTES = 16 * 2**20
 
 FORMATS: dict[str, tuple[Parser, str]] = {
     "arxiv-jsonl": (arxiv_snapshot.parse_jsonl, "arXiv bulk snapshot, JSON lines (Kaggle schema)"),
@@ -116,6 +118,7 @@ def import_files(
     batch_size: int = 2000,
     track_changes: bool = False,
     parallel: bool | None = None,
+    bulk: bool | None = None,
 ):
     """Import files into the store and return one :class:`~paperwire.ingest.ImportReport`.
 
@@ -123,9 +126,11 @@ def import_files(
     file fails the import up front. With ``strict`` the whole import is one
     transaction: the first bad record aborts it and nothing is written.
     ``parallel`` parses in a second process (default: for inputs of 16 MiB or more).
+    ``bulk`` loads an empty store with its secondary indexes built at the end
+    (default: for inputs of 16 MiB or more; a store with papers is never bulk-loaded).
     """
-    from paperwire.ingest import ImportReport, import_records, progress_bar
-    from paperwire.store.db import page_cache, transaction
+    from paperwire.ingest import import_records, progress_bar
+    from paperwire.store.db import page_cache, temp_files, transaction
 
     files = expand_paths(paths)
     plan = [(p, detect_format(p) if fmt == "auto" else fmt) for p in files]
@@ -139,21 +144,25 @@ def import_files(
         for p, name in plan:
             yield from FORMATS[name][0](p)
 
+    size = reader.input_size(plan)
     if parallel is None:
-        parallel = reader.input_size(plan) >= reader.PARALLEL_MIN_BYTES
+        parallel = size >= reader.PARALLEL_MIN_BYTES
+    if bulk is None:
+        bulk = size >= BULK_MIN_BYTES
     source = reader.parallel_records(plan) if parallel else records()
 
     bar = progress_bar(desc="importing") if progress else None
+    options = dict(batch_size=batch_size, on_progress=bar.update if bar is not None else None,
+                   track_changes=track_changes, bulk=bulk)
     # Index B-trees of a million-paper store outgrow the default cache; a bigger but fixed
     # cache for the import keeps memory flat in the input size and cuts page misses.
+    # Index builds at the end of a bulk load sort through files for the same reason.
     try:
-        if strict:
-            with page_cache(conn, IMPORT_CACHE_KIB), transaction(conn):
-                return import_records(conn, source, strict=True, batch_size=batch_size,
-                                      on_progress=bar.update if bar is not None else None, track_changes=track_changes)
-        with page_cache(conn, IMPORT_CACHE_KIB):
-            return import_records(conn, source, batch_size=batch_size,
-                                  on_progress=bar.update if bar is not None else None, track_changes=track_changes)
+        with page_cache(conn, IMPORT_CACHE_KIB), temp_files(conn):
+            if strict:
+                with transaction(conn):
+                    return import_records(conn, source, strict=True, **options)
+            return import_records(conn, source, **options)
     finally:
         if bar is not None:
             bar.close()

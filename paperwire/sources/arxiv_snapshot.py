@@ -18,6 +18,7 @@ from paperwire.model import PaperRecord, RecordError
 from paperwire.sources.base import delatex, iso_date, iter_csv_rows, iter_json_lines
 
 SOURCE = "arxiv-snapshot"
+_SPLIT_INITIALS = re.compile(r"\. -(?=\w)")
 
 
 def parse_jsonl(path: Path) -> Iterator[PaperRecord | BadRecord]:
@@ -101,7 +102,8 @@ def _full_name(parts) -> str:
     """``['Yuan', 'C. -P.', '']`` -> ``C.-P. Yuan`` (the snapshot splits hyphenated initials)."""
     last, first = str(parts[0]).strip(), str(parts[1]).strip() if len(parts) > 1 else ""
     suffix = str(parts[2]).strip() if len(parts) > 2 else ""
-    first = re.sub(r"\. -(?=\w)", ".-", first)
+    if ". -" in first:
+        first = _SPLIT_INITIALS.sub(".-", first)
     return delatex(" ".join(p for p in (first, last, suffix) if p))
 
 

@@ -1,8 +1,9 @@
 """Parse in a second process while the first one writes.
 
-Parsing (JSON/CSV decoding, field clean-up) is about half the cost of an
-import and needs no database, so for large inputs a child process runs the
-parsers and hands records over in pickled batches through a bounded queue.
+Parsing (JSON/CSV decoding, field clean-up) and everything the writer derives
+from a record alone (hashes, JSON columns: :func:`paperwire.ingest.prepare_record`)
+need no database, so for large inputs a child process does them and hands
+records over in pickled batches through a pipe.
 On 2 cores the two halves overlap; memory stays flat because the pipe
 blocks the parser while the writer is behind.
 """
@@ -33,12 +34,16 @@ def input_size(plan: list[tuple[Path, str]]) -> int:
 
 
 def _produce(plan, sender) -> None:
+    from paperwire.ingest import prepare_record
+    from paperwire.model import PaperRecord
     from paperwire.sources import FORMATS
 
     try:
         batch = []
         for path, name in plan:
             for item in FORMATS[name][0](Path(path)):
+                if isinstance(item, PaperRecord):
+                    prepare_record(item)  # hashes and JSON here, off the writer's plate
                 batch.append(item)
                 if len(batch) >= BATCH:
                     sender.send(batch)  # blocks while the parent is busy: backpressure

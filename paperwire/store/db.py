@@ -62,3 +62,22 @@ def page_cache(conn: sqlite3.Connection, kib: int) -> Iterator[sqlite3.Connectio
         yield conn
     finally:
         conn.execute(f"PRAGMA cache_size={int(previous)}")
+
+
+@contextlib.contextmanager
+def temp_files(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Spill sorts and temporary tables to files, not memory, for a bulk job (index builds).
+
+    :func:`connect` keeps temporary storage in memory, which suits small sorts; an index
+    built over a whole table would grow the process by the index size. The setting
+    cannot change inside a transaction; there it is left as it is.
+    """
+    if conn.in_transaction:
+        yield conn
+        return
+    previous = conn.execute("PRAGMA temp_store").fetchone()[0]
+    conn.execute("PRAGMA temp_store=FILE")
+    try:
+        yield conn
+    finally:
+        conn.execute(f"PRAGMA temp_store={int(previous)}")

@@ -4,10 +4,13 @@ writes SQL against these tables; a PostgreSQL port replaces this module."""
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
-from typing import Iterable, Iterator, Sequence
+from itertools import count, repeat
+from typing import Callable, Iterable, Iterator, Sequence
 
-from paperwire.model import normalize_title
+from paperwire.store.db import page_cache, temp_files, transaction
+from paperwire.store.meta import get_meta, set_meta
 
 # Columns written by imports, in the order of the INSERT below.
 PAPER_COLUMNS = (
@@ -66,19 +69,32 @@ def find_candidates(
     return list(rows.values())
 
 
+# Rows handed to insert/update carry the JSON columns ready-made (the importer serialises
+# them once, often in its parser process) and the author keys for paper_authors.
+_ROW_KEYS = tuple({"authors": "authors_json", "categories": "categories_json"}.get(c, c) for c in PAPER_COLUMNS)
+_insert_values = operator.itemgetter(*_ROW_KEYS)
+_update_values = operator.itemgetter(*(k for k in _ROW_KEYS if k not in ("id", "first_seen", "source")), "id")
+
+
 def insert_papers(conn: sqlite3.Connection, rows: list[dict]) -> None:
-    """Insert new papers (with their ``id`` already assigned) and their authors/categories."""
+    """Insert new papers (with their ``id`` already assigned) and their authors/categories.
+
+    A row has the :data:`PAPER_COLUMNS` keys, except that the ``authors`` and
+    ``categories`` lists go with their JSON in ``authors_json`` / ``categories_json``,
+    plus ``author_norms`` (the normalised author names, in order).
+    """
     if not rows:
         return
-    conn.executemany(_INSERT, [tuple(r[c] for c in PAPER_COLUMNS) for r in rows])
+    conn.executemany(_INSERT, [_insert_values(r) for r in rows])
     _write_children(conn, rows, replace=False)
 
 
 def update_papers(conn: sqlite3.Connection, rows: list[dict]) -> None:
-    """Overwrite mergeable fields of existing papers and rewrite their authors/categories."""
+    """Overwrite mergeable fields of existing papers and rewrite their authors/categories
+    (rows as for :func:`insert_papers`)."""
     if not rows:
         return
-    conn.executemany(_UPDATE, [tuple(r[c] for c in _UPDATE_COLUMNS) + (r["id"],) for r in rows])
+    conn.executemany(_UPDATE, [_update_values(r) for r in rows])
     _write_children(conn, rows, replace=True)
 
 
@@ -93,12 +109,82 @@ def _write_children(conn: sqlite3.Connection, rows: list[dict], *, replace: bool
         conn.executemany("DELETE FROM paper_categories WHERE paper=?", ids)
     authors, cats = [], []
     for r in rows:
-        for pos, name in enumerate(json.loads(r["authors"])):
-            authors.append((r["id"], pos, name, normalize_title(name)))  # same rule as titles
-        for pos, cat in enumerate(json.loads(r["categories"])):
-            cats.append((r["id"], pos, cat))
+        rowid = r["id"]
+        authors.extend(zip(repeat(rowid), count(), r["authors"], r["author_norms"]))
+        cats.extend(zip(repeat(rowid), count(), r["categories"]))
     conn.executemany("INSERT INTO paper_authors (paper, position, name, name_norm) VALUES (?,?,?,?)", authors)
     conn.executemany("INSERT INTO paper_categories (paper, position, category) VALUES (?,?,?)", cats)
+
+
+# ---------------------------------------------------------------- bulk loads
+
+# meta key holding [[name, CREATE INDEX sql], ...] of the indexes a bulk load dropped
+BULK_LOAD_KEY = "bulk_load_indexes"
+# Page cache during a bulk load and its index builds (SQLite also sizes sort chunks by it).
+BULK_CACHE_KIB = 16 * 1024
+_BULK_TABLES = ("papers", "paper_authors", "paper_categories")
+
+
+def _secondary_indexes(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(name, sql) of the paper tables' indexes that no constraint or dedup lookup needs.
+
+    Unique indexes stay (they enforce paper_id / arxiv_id identity and serve the
+    id lookups), so do the primary keys; everything else, whichever migration
+    created it, is rebuilt from its own SQL.
+    """
+    rows = conn.execute(
+        f"SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL "
+        f"AND tbl_name IN ({','.join('?' * len(_BULK_TABLES))}) ORDER BY name", _BULK_TABLES
+    ).fetchall()
+    return [(n, q) for n, q in rows if not q.lstrip().upper().startswith("CREATE UNIQUE")]
+
+
+def begin_bulk_load(conn: sqlite3.Connection) -> bool:
+    """Drop the secondary indexes of an empty store for a bulk load; call in a transaction.
+
+    Returns False (and does nothing) if the store has papers or a bulk load is
+    pending. The dropped indexes are recorded in the same transaction, so they are
+    either still there or listed for :func:`finish_bulk_load`, whatever kills us.
+    """
+    if conn.execute("SELECT 1 FROM papers LIMIT 1").fetchone() or get_meta(conn, BULK_LOAD_KEY) is not None:
+        return False
+    indexes = _secondary_indexes(conn)
+    set_meta(conn, BULK_LOAD_KEY, json.dumps(indexes))
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    return True
+
+
+def bulk_load_pending(conn: sqlite3.Connection) -> bool:
+    """Whether a bulk load dropped indexes that are not rebuilt yet (running or killed)."""
+    return get_meta(conn, BULK_LOAD_KEY) is not None
+
+
+def finish_bulk_load(conn: sqlite3.Connection, *, on_built: Callable[[str], None] | None = None) -> list[str]:
+    """Rebuild whatever indexes a bulk load dropped and are still missing; returns their names.
+
+    Each index is built and committed on its own (inside the caller's transaction
+    if there is one) and the record of the bulk load goes last, so a process killed
+    midway leaves the rest for the next call. ``on_built(name)`` runs after each
+    build, before its commit. Sorts spill to temporary files in chunks the size of
+    a small page cache, so a big index does not grow the process.
+    """
+    raw = get_meta(conn, BULK_LOAD_KEY)
+    if raw is None:
+        return []
+    built = []
+    with temp_files(conn), page_cache(conn, BULK_CACHE_KIB):
+        for name, ddl in json.loads(raw):
+            with transaction(conn):
+                exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name=?", (name,)).fetchone()
+                if not exists:
+                    conn.execute(ddl)
+                    built.append(name)
+                    if on_built:
+                        on_built(name)
+    with transaction(conn):
+        conn.execute("DELETE FROM meta WHERE key=?", (BULK_LOAD_KEY,))
+    return built
 
 
 # ---------------------------------------------------------------- reading
