@@ -12,6 +12,7 @@ the store changes.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -20,6 +21,8 @@ from paperwire.index.lexical import DEFAULT_WEIGHTS, highlight, lexical_search, 
 from paperwire.index.query import ParsedQuery, QueryError, fts_expression, parse_query
 from paperwire.store import papers as papers_sql
 from paperwire.store import search as sql
+from paperwire.store.accounts import cache_revs
+from paperwire.store.meta import database_file
 
 __all__ = ["Hit", "SearchResults", "QueryError", "search", "similar", "MODES", "SORTS"]
 
@@ -68,6 +71,40 @@ class SearchResults:
             "limit": self.limit, "sort": self.sort, "notes": list(self.notes),
             "hits": [h.to_dict(with_paper=with_paper) for h in self.hits],
         }
+
+
+class _MetaMemo:
+    """``{rowid: (hidden, date, votes)}`` of papers, remembered per database and store revisions.
+
+    Every search needs these for all its fused candidates (~200: hidden ones are dropped,
+    date/vote sorts use the rest). At 100k papers reading them is ~200 random B-tree lookups,
+    about 0.6 ms of a 6 ms search. They change only with a write that bumps ``meta.rev`` or
+    ``meta.web_rev`` (imports, votes, hides: the same pair that keys the web page cache), so
+    a memo keyed on the pair is never stale: the revisions are read before the rows."""
+
+    MAX_ENTRIES = 250_000  # ~25 MB; then it starts over
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._data: dict[int, tuple] = {}
+
+    def get(self, conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, tuple]:
+        key = (database_file(conn) or id(conn), cache_revs(conn))
+        with self._lock:
+            if key != self._key or len(self._data) > self.MAX_ENTRIES:
+                self._key, self._data = key, {}
+            data = self._data
+        out = {r: data[r] for r in rowids if r in data}
+        missing = [r for r in rowids if r not in out]
+        if missing:
+            fresh = sql.paper_meta(conn, missing)
+            out.update(fresh)
+            data.update(fresh)  # a dict replaced meanwhile is simply dropped with its key
+        return out
+
+
+_META = _MetaMemo()
 
 
 def _as_list(v) -> list[str]:
@@ -128,12 +165,15 @@ def search(
     fusion: FusionParams | None = None,
     weights: Sequence[float] | None = None,
     with_snippets: bool = True,
+    with_title_html: bool = True,
     **filters,
 ) -> SearchResults:
     """Search papers. Filters: ``author``, ``category``, ``year``, ``after``, ``before``
     (same meaning as the query operators). Raises :class:`QueryError` for bad input;
     never raises on FTS syntax. Semantic/hybrid without an embedding backend or vectors
-    runs lexically and says why in ``notes``."""
+    runs lexically and says why in ``notes``. ``with_snippets=False`` skips the highlighted
+    snippets, ``with_title_html=False`` only the highlighted titles (callers that show plain
+    titles: about a third of a web search's highlighting time)."""
     if mode not in MODES:
         raise QueryError(f"Unknown search mode {mode!r}: use one of {', '.join(MODES)}.")
     if sort not in SORTS:
@@ -157,11 +197,12 @@ def search(
             # Over-fetch a little: hidden papers are dropped afterwards.
             ranked = fast.search([], limit + 20, order="date", offset=offset, **kw)
             total = fast.count([], **kw)
-            meta = sql.paper_meta(conn, [r for r, _ in ranked])
+            meta = _META.get(conn, [r for r, _ in ranked])
             ranked = [(r, s) for r, s in ranked if r in meta and not meta[r][0]][:limit]
             if sort == "relevance":
                 notes.append("no search words: newest first")
-            return _results(conn, ranked, total, "lexical", notes, pq, offset, limit, sort, paged=True, with_snippets=with_snippets)
+            return _results(conn, ranked, total, "lexical", notes, pq, offset, limit, sort, paged=True,
+                            with_snippets=with_snippets, with_title_html=with_title_html)
         ids, total = sql.filtered_recent(
             conn, authors=pq.authors, categories=pq.categories, published_from=pq.date_from,
             published_to=pq.date_to, order="votes" if sort == "votes" else "date", limit=limit, offset=offset,
@@ -169,12 +210,13 @@ def search(
         if sort == "relevance":
             notes.append("no search words: newest first")
         ranked = [(r, 0.0) for r in ids]
-        return _results(conn, ranked, total, "lexical", notes, pq, offset, limit, sort, paged=True, with_snippets=with_snippets)
+        return _results(conn, ranked, total, "lexical", notes, pq, offset, limit, sort, paged=True,
+                        with_snippets=with_snippets, with_title_html=with_title_html)
 
     used = mode
     view = emb = None
     if mode in ("hybrid", "semantic"):
-        from paperwire.index.semantic import get_query_index, resolve_embedder
+        from paperwire.index.semantic import encode_query, get_query_index, resolve_embedder
 
         emb, note = resolve_embedder(conn, embedder)
         if emb is not None:
@@ -196,7 +238,7 @@ def search(
         lex = lexical_search(conn, pq, limit=pool if used != "semantic" else MAX_DEPTH * 5, weights=weights)
     sem: list[tuple[int, float]] = []
     if view is not None:
-        qvec = emb.encode([pq.text or " ".join(pq.words)])[0]
+        qvec = encode_query(emb, pq.text or " ".join(pq.words))
         restrict = None
         if pq.phrases or pq.excluded:
             # Phrases and exclusions are hard constraints: only lexical matches qualify.
@@ -230,30 +272,33 @@ def search(
             ranked = [t for t in ranked if t[0] in matched]
 
     total = len(ranked)
-    from paperwire.index.fastlex import fast_ready
+    # Exact counts walk every match: only for narrow queries (phrases, filters), never for
+    # ranked words, where "more than the pool" is all a pager needs (and which are most
+    # requests: they skip the index-state reads below as well).
+    if used in ("lexical", "hybrid") and len(lex) >= pool and not pq.words:
+        from paperwire.index.fastlex import fast_ready
 
-    fast = fast_ready(conn)
-    if fast is not None and used in ("lexical", "hybrid") and len(lex) >= pool and not pq.words:
-        # Counting walks every match: only for narrow queries (phrases, filters), never
-        # for ranked words, where "more than the pool" is all a pager needs.
-        from paperwire.index.lexical import fast_filters
+        fast = fast_ready(conn)
+        if fast is not None:
+            from paperwire.index.lexical import fast_filters
 
-        total = max(total, min(COUNT_CAP, fast.count(pq.words, **fast_filters(pq))))
-    elif used in ("lexical", "hybrid") and len(lex) >= pool and not pq.words:
-        # Exact counts cost a full scan of the matches: only for narrow (filtered/phrase) queries.
-        expr = fts_expression(pq)
-        if expr and not (pq.date_from or pq.date_to):
-            try:
-                total = max(total, sql.lexical_count(conn, expr, COUNT_CAP))
-            except sqlite3.OperationalError:
-                pass
-    return _results(conn, ranked, total, used, notes, pq, offset, limit, sort, with_snippets=with_snippets)
+            total = max(total, min(COUNT_CAP, fast.count(pq.words, **fast_filters(pq))))
+        else:
+            expr = fts_expression(pq)
+            if expr and not (pq.date_from or pq.date_to):
+                try:
+                    total = max(total, sql.lexical_count(conn, expr, COUNT_CAP))
+                except sqlite3.OperationalError:
+                    pass
+    return _results(conn, ranked, total, used, notes, pq, offset, limit, sort, with_snippets=with_snippets,
+                    with_title_html=with_title_html)
 
 
-def _results(conn, ranked, total, used, notes, pq, offset, limit, sort, *, paged=False, with_snippets=True) -> SearchResults:
+def _results(conn, ranked, total, used, notes, pq, offset, limit, sort, *, paged=False, with_snippets=True,
+             with_title_html=True) -> SearchResults:
     """Drop hidden papers, sort, take the page, fetch rows, build snippets."""
     if not paged:
-        meta = sql.paper_meta(conn, [r for r, _ in ranked])
+        meta = _META.get(conn, [r for r, _ in ranked])
         visible = [(r, s) for r, s in ranked if r in meta and not meta[r][0]]
         total -= len(ranked) - len(visible)
         if sort == "date":
@@ -273,7 +318,8 @@ def _results(conn, ranked, total, used, notes, pq, offset, limit, sort, *, paged
         hits.append(Hit(
             paper_id=p["paper_id"], rowid=r, score=round(float(s), 6), title=p["title"],
             snippet=highlight(p["abstract"], terms) if with_snippets else "",
-            paper=p, title_html=highlight(p["title"], terms, max_words=1000) if with_snippets else "",
+            paper=p,
+            title_html=highlight(p["title"], terms, max_words=1000) if with_snippets and with_title_html else "",
         ))
     return SearchResults(hits=hits, total=max(total, len(hits)), mode=used, notes=notes, query=pq.raw,
                          offset=offset, limit=limit, sort=sort)
@@ -311,7 +357,7 @@ def similar(conn: sqlite3.Connection, paper_id: str, *, limit: int = 10) -> list
                 ranked = view.top(vecs[0], limit + 5, exclude=rowid)
     if not ranked:
         ranked = [(r, s) for r, s in more_like_this(conn, paper["title"], paper["abstract"], limit=limit + 5) if r != rowid]
-    meta = sql.paper_meta(conn, [r for r, _ in ranked])
+    meta = _META.get(conn, [r for r, _ in ranked])
     ranked = [(r, s) for r, s in ranked if r in meta and not meta[r][0] and r != rowid][:limit]
     rows = papers_sql.get_papers_by_rowid(conn, [r for r, _ in ranked])
     return [

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,11 @@ _VIEWS: dict[tuple[str, str], "VectorView"] = {}
 _LOCK = threading.Lock()
 # How often (seconds) a cached view re-checks the store for changes.
 RECHECK_S = 0.0
+# Query vectors kept per process (384 float32 each: ~1.6 kB, so ~7 MB at most).
+QUERY_CACHE_SIZE = 4096
+
+_QUERY_VECS: OrderedDict = OrderedDict()
+_QUERY_LOCK = threading.Lock()
 
 
 def db_key(conn: sqlite3.Connection) -> str:
@@ -48,6 +54,29 @@ def resolve_embedder(conn: sqlite3.Connection, embedder=None):
         return None, f"semantic search unavailable: {exc}"
     except Exception as exc:  # a broken model install must not break lexical search
         return None, f"semantic search unavailable: {type(exc).__name__}: {exc}"
+
+
+def encode_query(embedder, text: str) -> np.ndarray:
+    """The embedder's vector for a search query, from a per-process LRU cache.
+
+    A query vector depends only on the model and the text, never on the store, so a cached
+    one is never stale: it outlives imports, votes and hides, which empty the web page cache
+    (keyed on store revisions) while the same popular queries keep arriving. Keyed on the
+    embedder's name (which by contract names interchangeable vectors), its dimension and
+    the text with whitespace runs collapsed (every tokenizer here splits on whitespace)."""
+    key = (embedder.name, embedder.dim, " ".join(text.split()))
+    with _QUERY_LOCK:
+        vec = _QUERY_VECS.get(key)
+        if vec is not None:
+            _QUERY_VECS.move_to_end(key)
+            return vec
+    vec = np.asarray(embedder.encode([key[2]])[0], dtype=np.float32)
+    vec.setflags(write=False)  # shared between requests: nobody may change it in place
+    with _QUERY_LOCK:
+        _QUERY_VECS[key] = vec
+        while len(_QUERY_VECS) > QUERY_CACHE_SIZE:
+            _QUERY_VECS.popitem(last=False)
+    return vec
 
 
 @dataclass
@@ -212,9 +241,11 @@ def get_query_index(conn: sqlite3.Connection, model: str) -> QueryIndex:
 
 
 def drop_views() -> None:
-    """Forget cached views and indexes (tests; after rebuilding a database in place)."""
+    """Forget cached views, indexes and query vectors (tests; after rebuilding a database in place)."""
     from paperwire.index.vectors import clear_shared
 
     with _LOCK:
         _VIEWS.clear()
+    with _QUERY_LOCK:
+        _QUERY_VECS.clear()
     clear_shared()

@@ -18,7 +18,7 @@ from paperwire import rank
 from paperwire.store import accounts, feed
 from paperwire.web import hf, periods, searching
 from paperwire.web.account_routes import submit_arxiv_id
-from paperwire.web.context import cached_page, check_csrf, conn, csrf_token, current_user, finish, state
+from paperwire.web.context import cached_page, cached_search, check_csrf, conn, csrf_token, current_user, finish, state
 from paperwire.web.pages import lookup_paper, trending_now
 
 router = APIRouter(prefix="/api")
@@ -71,7 +71,7 @@ def daily_papers(
 
 
 @router.get("/papers/search", tags=["HF-compatible"], summary="Search papers")
-def papers_search(
+async def papers_search(
     request: Request,
     q: str | None = Query(None, description="query (at most 250 characters); supports author:, cat:, year:",
                           max_length=searching.MAX_QUERY_CHARS),
@@ -93,7 +93,7 @@ def papers_search(
         return JSONResponse([hf.daily_item(h.paper, _base(request), snippet=h.snippet, score=h.score)
                              for h in res.hits],
                             headers={"X-Total-Count": str(res.total), "X-Search-Mode": res.mode})
-    return cached_page(request, build)
+    return await cached_search(request, build)
 
 
 @router.get("/papers/{paper_id:path}", tags=["HF-compatible"], summary="One paper")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
+import anyio
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -30,6 +31,14 @@ from paperwire.web import security
 from paperwire.web.textfmt import register_filters
 
 HERE = Path(__file__).resolve().parent
+
+# Searches (cache misses) a worker process runs at once. They are CPU-bound Python with
+# short GIL-free stretches (query embedding, SQLite), so a second concurrent search in the
+# same process mostly adds GIL hand-offs: measured on 2 cores with 2 workers, FastAPI's
+# 40-thread pool cost ~1 ms more CPU per search and let p99 grow with the number of
+# connections; one at a time, queued in arrival order, keeps each search at its own cost
+# (bench/load_web.py, BENCHMARKS.md). Parallelism comes from one worker process per core.
+SEARCH_THREADS = 1
 
 
 class PageCache:
@@ -84,6 +93,7 @@ class WebState:
         self.cache = PageCache()
         self.inflight: dict = {}
         self.inflight_lock = threading.Lock()
+        self.search_limiter: anyio.CapacityLimiter | None = None  # made in the event loop
         self._local = threading.local()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -261,6 +271,17 @@ def cached_page(request: Request, build: Callable[[], Response], *, time_bucket:
                         st.inflight.pop(key, None)
                     event.set()
     return item_response(item, request.headers.get("if-none-match"))
+
+
+async def cached_search(request: Request, build: Callable[[], Response]) -> Response:
+    """:func:`cached_page` for the search routes, in a worker thread, at most
+    :data:`SEARCH_THREADS` at a time per process (the others wait their turn, first come
+    first served). Cache hits never get here: :class:`paperwire.web.app.CacheFastPath`
+    answers them on the event loop, so they do not queue behind searches."""
+    st = state(request)
+    if st.search_limiter is None:
+        st.search_limiter = anyio.CapacityLimiter(SEARCH_THREADS)
+    return await anyio.to_thread.run_sync(cached_page, request, build, limiter=st.search_limiter)
 
 
 def dumps(data) -> str:

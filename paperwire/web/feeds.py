@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from paperwire import rank
 from paperwire.store import feed
 from paperwire.web import searching
-from paperwire.web.context import cached_page, conn, state
+from paperwire.web.context import cached_page, cached_search, conn, state
 from paperwire.web.pages import trending_now
 
 router = APIRouter(prefix="/feeds")
@@ -90,7 +90,7 @@ def trending(request: Request):
 
 
 @router.get("/search.atom", include_in_schema=False)
-def search(request: Request, q: str = "", sort: str = "date"):
+async def search(request: Request, q: str = "", sort: str = "date"):
     def build():
         try:
             res = searching.run_search(conn(request), q, limit=50, sort=sort if sort in searching.SORTS else "date")
@@ -99,4 +99,4 @@ def search(request: Request, q: str = "", sort: str = "date"):
         from urllib.parse import quote
 
         return atom(request, f"search: {q}", f"/feeds/search.atom?q={quote(q)}", [h.paper for h in res.hits])
-    return cached_page(request, build)
+    return await cached_search(request, build)

@@ -17,7 +17,7 @@ from paperwire.export import to_bibtex
 from paperwire.store import accounts, feed
 from paperwire.store import papers as store
 from paperwire.web import hf, periods, searching
-from paperwire.web.context import (cached_page, conn, current_user, json_response, render, state,
+from paperwire.web.context import (cached_page, cached_search, conn, current_user, json_response, render, state,
                                    wants_json)
 
 router = APIRouter()
@@ -153,7 +153,7 @@ def trending_page(request: Request):
 # ---------------------------------------------------------------- search
 
 @router.get("/search", include_in_schema=False)
-def search_page(request: Request):
+async def search_page(request: Request):
     def build():
         qp = request.query_params
         q = qp.get("q", "")
@@ -187,7 +187,7 @@ def search_page(request: Request):
         elif wants_json(request):
             return json_response({"error": "q is required"}, 422)
         return render(request, "search.html", ctx, status=422 if ctx["error"] and q else 200)
-    return cached_page(request, build)
+    return await cached_search(request, build)
 
 
 # ---------------------------------------------------------------- authors

@@ -98,7 +98,9 @@ def run_search(conn, query: str, *, mode: str = "hybrid", limit: int = 20, offse
         return Results(query, [Result(p, str(escape(plain_snippet(p["abstract"])))) for p in papers], total,
                        "substring", ["the search index is not installed: substring match on title and abstract"])
     try:
-        res = mod.search(conn, query, mode=mode, limit=limit, offset=offset, sort=sort, **filters)
+        # The site shows titles plain (snippets carry the highlights): skip highlighting them.
+        res = mod.search(conn, query, mode=mode, limit=limit, offset=offset, sort=sort, with_title_html=False,
+                         **filters)
     except mod.QueryError as exc:
         raise SearchInputError(str(exc)) from None
     hits = []

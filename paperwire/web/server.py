@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 import click
 
@@ -11,6 +12,28 @@ from paperwire.settings import Settings, load_settings
 
 _DEMO_ENV = "PAPERWIRE_WEB_DEMO"
 _CACHE_ENV = "PAPERWIRE_WEB_CACHE"
+
+
+# numpy's BLAS libraries read these once, when numpy is first imported.
+_BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_blas_threads() -> None:
+    """One BLAS thread per server process, unless the environment already says otherwise.
+
+    A server's parallelism is its worker processes and concurrent requests. OpenBLAS would
+    start a thread per core in every worker and let them spin after each small mat-vec of a
+    search (vector scores, fusion): on 2 cores with 2 workers that doubled the CPU time of a
+    hybrid search request (18 vs 8 ms, bench/load_web.py) and made p99 depend on the
+    spinning threads' time slices. Call before numpy is imported."""
+    for var in _BLAS_THREAD_VARS:
+        os.environ.setdefault(var, "1")
+    if "numpy" in sys.modules:  # already loaded (an embedding caller): ask the library itself
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return
+        threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 
 
 def _display_host(host: str) -> str:
@@ -21,10 +44,14 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
                workers: int = 1, cache: bool = True, log_level: str = "warning") -> None:
     """Serve the site until interrupted; prints the URL first.
 
-    With ``workers > 1`` uvicorn starts that many processes; they share the
-    SQLite database (WAL) and the secret key (passed through the environment,
-    so a session cookie set by one worker is valid in all).
+    With ``workers > 1`` that many processes serve, each with its own listening socket
+    on Linux (:mod:`paperwire.web.workers`: the kernel spreads connections evenly),
+    elsewhere uvicorn's workers on one shared socket. They share the SQLite database
+    (WAL) and the secret key (passed through the environment, so a session cookie set
+    by one worker is valid in all). Each process warms its search engine at start
+    (:func:`warm_search`), so the first searches do not pay for loading the model.
     """
+    limit_blas_threads()  # before anything imports numpy; worker processes inherit it
     import uvicorn
 
     url = f"http://{_display_host(host)}:{port}/"
@@ -36,8 +63,9 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     if workers <= 1:
         from paperwire.web.app import create_app
 
-        uvicorn.run(create_app(settings, demo=demo, cache=cache), host=host, port=port, log_level=log_level,
-                    server_header=False)
+        app = create_app(settings, demo=demo, cache=cache)
+        warm_search(settings)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
         return
     os.environ.update({
         "PAPERWIRE_DB": str(settings.db_path),
@@ -46,8 +74,40 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
         _DEMO_ENV: "1" if demo else "0",
         _CACHE_ENV: "1" if cache else "0",
     })
+    from paperwire.web import workers as multi
+
+    if multi.available():
+        code = multi.serve(host, port, workers, log_level)
+        if code:
+            raise SystemExit(code)
+        return
     uvicorn.run("paperwire.web.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, server_header=False)
+
+
+def warm_search(settings: Settings) -> None:
+    """Load the search engine (query embedder, vector and lexical indexes) in a background
+    thread with one throwaway query, so a fresh worker's first searches answer in
+    milliseconds instead of waiting ~1 s for the model and index to load (a p99 spike in
+    every load test, and for the first visitors after a restart)."""
+    if settings.embedder == "none":
+        return
+    import threading
+
+    def run() -> None:
+        from paperwire.store.db import connect
+        from paperwire.web import searching
+
+        try:
+            conn = connect(settings.db_path, migrate_schema=False)
+            try:
+                searching.run_search(conn, "paperwire", limit=1)
+            finally:
+                conn.close()
+        except Exception:  # noqa: BLE001 - only a warm-up: the first real search will report problems
+            pass
+
+    threading.Thread(target=run, name="paperwire-warm-search", daemon=True).start()
 
 
 def prepare_demo_index(settings: Settings) -> None:
@@ -90,7 +150,10 @@ def prepare_demo_index(settings: Settings) -> None:
 
 def app_from_env():
     """App factory for uvicorn worker processes (settings from ``PAPERWIRE_*``)."""
+    limit_blas_threads()
     from paperwire.web.app import create_app
 
-    return create_app(load_settings(), demo=os.environ.get(_DEMO_ENV) == "1",
-                      cache=os.environ.get(_CACHE_ENV, "1") == "1")
+    settings = load_settings()
+    app = create_app(settings, demo=os.environ.get(_DEMO_ENV) == "1", cache=os.environ.get(_CACHE_ENV, "1") == "1")
+    warm_search(settings)
+    return app
