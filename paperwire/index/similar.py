@@ -39,9 +39,19 @@ def refresh_similar(conn: sqlite3.Connection, model: str, *, progress: bool = Fa
     view = get_view(conn, model, force_check=True)
     if len(view) < 2:
         return stats
-    todo = sql.papers_without_similar(conn, model)
     pos = view.position()
-    todo = [(r, h) for r, h in todo if r in pos]
+    todo = [(r, h) for r, h in sql.papers_without_similar(conn, model) if r in pos]
+
+    def lists_for(part):
+        ids = np.array([r for r, _ in part], np.int64)
+        nn_ids, nn_sc = view.top_many(view.matrix[[pos[int(r)] for r in ids]], k, exclude=ids)
+        return [[(int(n), float(s)) for n, s in zip(nn_ids[i], nn_sc[i]) if n >= 0] for i in range(len(part))]
+
+    return _run_batches(conn, model, todo, BATCH, lists_for, progress=progress, k=k, stats=stats)
+
+
+def _run_batches(conn, model, todo, batch, lists_for, *, progress, k, stats) -> dict:
+    """Compute (``lists_for(part)``) and commit the lists of ``todo`` a batch at a time."""
     if not todo:
         return stats
     bar = None
@@ -50,13 +60,9 @@ def refresh_similar(conn: sqlite3.Connection, model: str, *, progress: bool = Fa
 
         bar = tqdm(total=len(todo), desc="similar", unit="paper", file=sys.stderr, leave=False, dynamic_ncols=True)
     fresh: set[int] = set()  # lists computed in this run are exact already
-    for a in range(0, len(todo), BATCH):
-        part = todo[a : a + BATCH]
-        ids = np.array([r for r, _ in part], np.int64)
-        qmat = view.matrix[[pos[int(r)] for r in ids]]
-        nn_ids, nn_sc = view.top_many(qmat, k, exclude=ids)
-        lists = [[(int(n), float(s)) for n, s in zip(nn_ids[i], nn_sc[i]) if n >= 0] for i in range(len(part))]
-        _commit_batch(conn, model, part, lists, fresh, k, stats)
+    for a in range(0, len(todo), batch):
+        part = todo[a : a + batch]
+        _commit_batch(conn, model, part, lists_for(part), fresh, k, stats)
         if bar:
             bar.update(len(part))
     if bar:
@@ -103,21 +109,10 @@ def _refresh_with_index(conn, model, *, progress, k, stats) -> dict:
     from paperwire.index.semantic import get_query_index
 
     idx = get_query_index(conn, model)
-    todo = sql.papers_without_similar(conn, model)
-    todo = [(r, h) for r, h in todo if r in idx.index]
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    todo = [(r, h) for r, h in sql.papers_without_similar(conn, model) if r in idx.index]
 
-        bar = tqdm(total=len(todo), desc="similar", unit="paper", file=sys.stderr, leave=False, dynamic_ncols=True)
-    fresh: set[int] = set()
-    for a in range(0, len(todo), INDEX_BATCH):
-        part = todo[a : a + INDEX_BATCH]
+    def lists_for(part):
         found = idx.index.neighbours_of([r for r, _ in part], k)
-        lists = [found.get(rowid, []) for rowid, _ in part]
-        _commit_batch(conn, model, part, lists, fresh, k, stats)
-        if bar:
-            bar.update(len(part))
-    if bar:
-        bar.close()
-    return stats
+        return [found.get(rowid, []) for rowid, _ in part]
+
+    return _run_batches(conn, model, todo, INDEX_BATCH, lists_for, progress=progress, k=k, stats=stats)
