@@ -76,6 +76,19 @@ def test_paper_info_and_404(api):
     assert api.get(f"/api/papers/{HOSTILE_ID}").headers["content-type"].startswith("application/json")
 
 
+def test_json_bodies_carry_unicode_exactly(api):
+    import json
+
+    conn = connect(api.db)
+    pid, title, authors = next((r[0], r[1], r[2]) for r in conn.execute(
+        "SELECT paper_id, title, authors FROM papers WHERE hidden=0 ORDER BY id") if not (r[1] + r[2]).isascii())
+    r = api.get(f"/api/papers/{pid}")
+    assert r.headers["content-type"] == "application/json"
+    body = json.loads(r.content.decode("utf-8"))  # strict UTF-8, no lone surrogates
+    assert body["title"] == title
+    assert [a["name"] for a in body["authors"]] == json.loads(authors)
+
+
 def test_search_api(api):
     r = api.get("/api/papers/search", params={"q": "quantum", "limit": 5})
     assert r.status_code == 200

@@ -174,6 +174,40 @@ def test_hidden_papers_are_not_returned(sconn):
     assert "2401.00001" not in ids(search(sconn, "attention", mode="lexical"))
 
 
+def test_hiding_takes_effect_in_every_search_path(hconn):
+    """Hidden rowids are remembered per store revision: a hide (which bumps the web revision)
+    must reach the very next hybrid search, similar list and filter-only listing."""
+    from paperwire.store.accounts import set_hidden
+
+    rowid = hconn.execute("SELECT id FROM papers WHERE paper_id='2401.00001'").fetchone()[0]
+    searches = {
+        "hybrid": lambda: ids(search(hconn, "attention transformer", mode="hybrid")),
+        "semantic": lambda: ids(search(hconn, "attention transformer", mode="semantic")),
+        "by date": lambda: ids(search(hconn, "attention", mode="hybrid", sort="date")),
+        "filters only": lambda: ids(search(hconn, "author:lovelace")),
+        "similar": lambda: [h.paper_id for h in similar(hconn, "2402.00008", limit=7)],
+    }
+    for name, run in searches.items():
+        assert "2401.00001" in run(), name  # also warms the per-revision memo
+    set_hidden(hconn, rowid, True)
+    for name, run in searches.items():
+        assert "2401.00001" not in run(), name
+    assert len(similar(hconn, "2402.00008", limit=7)) == 6  # 8 papers, less itself and the hidden one
+    set_hidden(hconn, rowid, False)
+    for name, run in searches.items():
+        assert "2401.00001" in run(), name
+
+
+def test_rowids_left_in_an_index_do_not_shorten_the_page(sconn):
+    """A paper row can vanish while the indexes still hold its rowid (it was merged into
+    another until the next index run): the page is filled from the next candidates."""
+    full = ids(search(sconn, "attention", mode="lexical", limit=10))
+    assert len(full) == 3
+    with sconn:
+        sconn.execute("DELETE FROM papers WHERE paper_id=?", (full[0],))
+    assert ids(search(sconn, "attention", mode="lexical", limit=2)) == full[1:3]
+
+
 def test_snippets_escape_hostile_html(conn):
     import_records(conn, [PaperRecord(
         title='<script>alert("t")</script> Robust attention',

@@ -120,7 +120,7 @@ _WORD_RUN = re.compile(r"[^\W_]+")
 
 
 def _words_with_prefixes(text: str, prefixes: set[str], limit: int) -> list[tuple[int, int]]:
-    """Spans of the whole words (runs of letters/digits, as ``[^\W_]+``) in ``text[:limit]``
+    r"""Spans of the whole words (runs of letters/digits, as ``[^\W_]+``) in ``text[:limit]``
     that start, case-insensitively, with one of ``prefixes``.
 
     ``str.find`` per prefix on the lower-cased text, keeping hits at a word start: 2.4x

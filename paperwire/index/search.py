@@ -73,28 +73,44 @@ class SearchResults:
         }
 
 
-class _MetaMemo:
-    """``{rowid: (hidden, date, votes)}`` of papers, remembered per database and store revisions.
+class _Flags:
+    """Hidden papers and ``{rowid: (hidden, date, votes)}``, remembered per database and
+    store revisions.
 
-    Every search needs these for all its fused candidates (~200: hidden ones are dropped,
-    date/vote sorts use the rest). At 100k papers reading them is ~200 random B-tree lookups,
-    about 0.6 ms of a 6 ms search. They change only with a write that bumps ``meta.rev`` or
-    ``meta.web_rev`` (imports, votes, hides: the same pair that keys the web page cache), so
-    a memo keyed on the pair is never stale: the revisions are read before the rows."""
+    Every search drops hidden candidates; date and vote sorts also need each candidate's
+    date and votes. Both change only with a write that bumps ``meta.rev`` or ``meta.web_rev``
+    (imports, votes, hides: the same pair that keys the web page cache), so a memo keyed on
+    the pair is never stale: the revisions are read before the rows. Hidden papers are few
+    and come from a partial index in one query, so relevance-ordered searches (most of them)
+    read no per-candidate rows at all: ~200 random B-tree lookups, ~0.4 ms at 100k papers."""
 
-    MAX_ENTRIES = 250_000  # ~25 MB; then it starts over
+    MAX_ENTRIES = 250_000  # ~25 MB of per-paper entries; then they start over
 
     def __init__(self):
         self._lock = threading.Lock()
         self._key: tuple | None = None
+        self._hidden: frozenset[int] | None = None
         self._data: dict[int, tuple] = {}
 
-    def get(self, conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, tuple]:
+    def _current(self, conn: sqlite3.Connection) -> tuple[frozenset[int] | None, dict[int, tuple]]:
         key = (database_file(conn) or id(conn), cache_revs(conn))
         with self._lock:
             if key != self._key or len(self._data) > self.MAX_ENTRIES:
-                self._key, self._data = key, {}
-            data = self._data
+                self._key, self._hidden, self._data = key, None, {}
+            return self._hidden, self._data
+
+    def hidden(self, conn: sqlite3.Connection) -> frozenset[int]:
+        """Rowids of the hidden papers."""
+        hidden, _ = self._current(conn)
+        if hidden is None:
+            hidden = sql.hidden_rowids(conn)
+            with self._lock:
+                self._hidden = hidden  # if the key moved meanwhile, the next call reads again
+        return hidden
+
+    def meta(self, conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, tuple]:
+        """``{rowid: (hidden, date, votes)}`` of the papers that exist among ``rowids``."""
+        _, data = self._current(conn)
         out = {r: data[r] for r in rowids if r in data}
         missing = [r for r in rowids if r not in out]
         if missing:
@@ -104,7 +120,7 @@ class _MetaMemo:
         return out
 
 
-_META = _MetaMemo()
+_FLAGS = _Flags()
 
 
 def _as_list(v) -> list[str]:
@@ -197,8 +213,8 @@ def search(
             # Over-fetch a little: hidden papers are dropped afterwards.
             ranked = fast.search([], limit + 20, order="date", offset=offset, **kw)
             total = fast.count([], **kw)
-            meta = _META.get(conn, [r for r, _ in ranked])
-            ranked = [(r, s) for r, s in ranked if r in meta and not meta[r][0]][:limit]
+            hidden = _FLAGS.hidden(conn)
+            ranked = [(r, s) for r, s in ranked if r not in hidden][:limit]
             if sort == "relevance":
                 notes.append("no search words: newest first")
             return _results(conn, ranked, total, "lexical", notes, pq, offset, limit, sort, paged=True,
@@ -297,24 +313,27 @@ def search(
 def _results(conn, ranked, total, used, notes, pq, offset, limit, sort, *, paged=False, with_snippets=True,
              with_title_html=True) -> SearchResults:
     """Drop hidden papers, sort, take the page, fetch rows, build snippets."""
-    if not paged:
-        meta = _META.get(conn, [r for r, _ in ranked])
+    if paged:
+        page = ranked
+    elif sort == "relevance":
+        hidden = _FLAGS.hidden(conn)
+        visible = [(r, s) for r, s in ranked if r not in hidden]
+        total -= len(ranked) - len(visible)
+        page = visible[offset:]
+    else:
+        meta = _FLAGS.meta(conn, [r for r, _ in ranked])
         visible = [(r, s) for r, s in ranked if r in meta and not meta[r][0]]
         total -= len(ranked) - len(visible)
         if sort == "date":
             visible.sort(key=lambda t: (meta[t[0]][1] or "", t[1]), reverse=True)
-        elif sort == "votes":
+        else:
             visible.sort(key=lambda t: (meta[t[0]][2], t[1]), reverse=True)
         page = visible[offset : offset + limit]
-    else:
-        page = ranked
-    rows = papers_sql.get_papers_by_rowid(conn, [r for r, _ in page])
+    page, rows = _page_rows(conn, page, limit)
     terms = pq.highlight_terms()
     hits = []
     for r, s in page:
-        p = rows.get(r)
-        if p is None:
-            continue
+        p = rows[r]
         hits.append(Hit(
             paper_id=p["paper_id"], rowid=r, score=round(float(s), 6), title=p["title"],
             snippet=highlight(p["abstract"], terms) if with_snippets else "",
@@ -323,6 +342,19 @@ def _results(conn, ranked, total, used, notes, pq, offset, limit, sort, *, paged
         ))
     return SearchResults(hits=hits, total=max(total, len(hits)), mode=used, notes=notes, query=pq.raw,
                          offset=offset, limit=limit, sort=sort)
+
+
+def _page_rows(conn, ranked: list[tuple[int, float]], limit: int) -> tuple[list[tuple[int, float]], dict[int, dict]]:
+    """The first ``limit`` of ``ranked`` whose paper rows exist, and those rows. An index can
+    briefly hold the rowid of a paper merged into another (until the next index run), so
+    a missing row is replaced by the next candidate."""
+    rows: dict[int, dict] = {}
+    start = 0
+    while start < len(ranked) and len(rows) < limit:
+        part = ranked[start : start + limit - len(rows)]
+        rows.update(papers_sql.get_papers_by_rowid(conn, [r for r, _ in part]))
+        start += len(part)
+    return [t for t in ranked[:start] if t[0] in rows], rows
 
 
 def similar(conn: sqlite3.Connection, paper_id: str, *, limit: int = 10) -> list[Hit]:
@@ -357,11 +389,10 @@ def similar(conn: sqlite3.Connection, paper_id: str, *, limit: int = 10) -> list
                 ranked = view.top(vecs[0], limit + 5, exclude=rowid)
     if not ranked:
         ranked = [(r, s) for r, s in more_like_this(conn, paper["title"], paper["abstract"], limit=limit + 5) if r != rowid]
-    meta = _META.get(conn, [r for r, _ in ranked])
-    ranked = [(r, s) for r, s in ranked if r in meta and not meta[r][0] and r != rowid][:limit]
-    rows = papers_sql.get_papers_by_rowid(conn, [r for r, _ in ranked])
+    hidden = _FLAGS.hidden(conn)
+    ranked, rows = _page_rows(conn, [(r, s) for r, s in ranked if r not in hidden and r != rowid], limit)
     return [
         Hit(paper_id=rows[r]["paper_id"], rowid=r, score=round(float(s), 6), title=rows[r]["title"],
             snippet=highlight(rows[r]["abstract"], []), paper=rows[r], title_html=highlight(rows[r]["title"], [], max_words=1000))
-        for r, s in ranked if r in rows
+        for r, s in ranked
     ]

@@ -199,38 +199,9 @@ class QueryIndex:
         return list(zip(ids.tolist(), scores.tolist()))
 
     def vectors_for(self, rowids) -> tuple[list[int], np.ndarray]:
-        """(rowids present, their vectors) in one batch where the index allows it."""
-        ids = [int(r) for r in rowids]
-        if not ids:
-            return [], np.zeros((0, self.index.dim), np.float32)
-        batch = getattr(self.index, "vectors", None)  # a public batch getter, if the index has one
-        if batch is not None:
-            return batch(ids)
-        impl = getattr(self.index, "_impl", None)
-        try:
-            if hasattr(impl, "pos") and hasattr(impl, "mat"):  # exact: matrix rows
-                with self.index._lock:
-                    found = [r for r in ids if r in impl.pos]
-                    return found, impl.mat[[impl.pos[r] for r in found]].copy()
-            if hasattr(impl, "get_many") and hasattr(impl, "index"):  # HNSW: one usearch call
-                with self.index._lock:
-                    arr = np.asarray(ids, dtype=np.uint64)
-                    present = np.asarray(impl.index.contains(arr), dtype=bool).reshape(-1)
-                    found = [r for r, p in zip(ids, present) if p]
-                    if not found:
-                        return [], np.zeros((0, self.index.dim), np.float32)
-                    return found, impl.get_many(np.asarray(found, dtype=np.int64))
-        except Exception:
-            pass  # the index changed shape under us: fall back to one lookup per paper
-        found, vecs = [], []
-        for r in rowids:
-            v = self.index.vector(int(r))
-            if v is not None:
-                found.append(int(r))
-                vecs.append(v)
-        if not found:
-            return [], np.zeros((0, self.index.dim), np.float32)
-        return found, np.vstack(vecs).astype(np.float32)
+        """(rowids present, their vectors), in one batch."""
+        found, vecs = self.index.vectors_for(rowids)
+        return found.tolist(), vecs
 
 
 def get_query_index(conn: sqlite3.Connection, model: str) -> QueryIndex:

@@ -207,6 +207,12 @@ class _Hnsw:
     def contains(self, rowid: int) -> bool:
         return bool(len(self.index)) and bool(self.index.contains(int(rowid)))
 
+    def present(self, rowids: np.ndarray) -> np.ndarray:
+        """The given rowids that are in the index, in order (one usearch call)."""
+        if not len(rowids) or not len(self.index):
+            return rowids[:0]
+        return rowids[np.asarray(self.index.contains(rowids.astype(np.uint64)), dtype=bool).reshape(-1)]
+
     def get(self, rowid: int) -> np.ndarray | None:
         if not self.contains(rowid):
             return None
@@ -353,7 +359,7 @@ class VectorIndex:
                     return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
                 found = np.fromiter((p[0] for p in pairs), np.int64, len(pairs))
                 return found, self._impl.mat[[p[1] for p in pairs]]
-            keys = np.fromiter((int(r) for r in rowids if self._impl.contains(int(r))), np.int64)
+            keys = self._impl.present(np.fromiter((int(r) for r in rowids), np.int64))
             if not len(keys):
                 return keys, np.zeros((0, self.dim), np.float32)
             return keys, self._impl.get_many(keys)

@@ -167,6 +167,11 @@ def lexical_count(conn: sqlite3.Connection, match: str, cap: int) -> int:
     ).fetchone()[0]
 
 
+def hidden_rowids(conn: sqlite3.Connection) -> frozenset[int]:
+    """Rowids of hidden papers (read through the partial index ``papers_hidden``)."""
+    return frozenset(r[0] for r in conn.execute("SELECT id FROM papers WHERE hidden=1"))
+
+
 def paper_meta(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, tuple]:
     """``{rowid: (hidden, published_or_feed_date, votes)}`` for filtering and sorting."""
     out = {}

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import JSONResponse
 
 from paperwire import rank
 from paperwire.store import accounts, feed
 from paperwire.web import hf, periods, searching
 from paperwire.web.account_routes import submit_arxiv_id
-from paperwire.web.context import cached_page, cached_search, check_csrf, conn, csrf_token, current_user, finish, state
+from paperwire.web.context import (JSONResponse, cached_page, cached_search, check_csrf, conn, csrf_token, current_user,
+                                   finish, state)
 from paperwire.web.pages import lookup_paper, trending_now
 
 router = APIRouter(prefix="/api")

@@ -12,14 +12,15 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paperwire import __version__
 from paperwire.settings import Settings
 from paperwire.web import security
-from paperwire.web.context import HERE, WebState, cache_key, cached_item, item_response, render, wants_json
+from paperwire.web.context import (HERE, JSONResponse, WebState, cache_key, cached_item, item_response, render,
+                                   wants_json)
 
 log = logging.getLogger(__name__)
 
