@@ -20,7 +20,10 @@ class FusionParams:
     method: str = "linear"   # "linear" | "rrf"
     alpha: float = 0.5       # weight of the lexical side (linear)
     rrf_k: int = 60          # RRF constant
-    pool: int = 100          # candidates taken from each side
+    # Candidates taken from each side. Re-tuned 2026-12-01 on SciFact train through the
+    # product path (limit 20): pool 50 0.7407 vs pool 100 0.7396 nDCG@10, so the smaller
+    # pool is both the train-best and ~10 % less CPU per hybrid search (test: 0.7319 vs 0.7333).
+    pool: int = 50
 
 
 DEFAULT_FUSION = FusionParams()
