@@ -175,37 +175,79 @@ def test_hidden_papers_are_not_returned(sconn):
 
 
 def test_hiding_takes_effect_in_every_search_path(hconn):
-    """Hidden rowids are remembered per store revision: a hide (which bumps the web revision)
-    must reach the very next hybrid search, similar list and filter-only listing."""
+    """Hidden rowids are remembered per store revision: a hide by an admin (web revision) or
+    by the harvester (store revision) must reach the very next search of every kind."""
     from paperwire.store.accounts import set_hidden
+    from paperwire.store.db import transaction
+    from paperwire.store.harvest import clear_deletions, record_deletions
 
     rowid = hconn.execute("SELECT id FROM papers WHERE paper_id='2401.00001'").fetchone()[0]
+
+    def found(mode, **kw):
+        res = search(hconn, "attention transformer", mode=mode, **kw)
+        assert res.mode == mode
+        return ids(res)
+
     searches = {
-        "hybrid": lambda: ids(search(hconn, "attention transformer", mode="hybrid")),
-        "semantic": lambda: ids(search(hconn, "attention transformer", mode="semantic")),
-        "by date": lambda: ids(search(hconn, "attention", mode="hybrid", sort="date")),
+        "hybrid": lambda: found("hybrid"),
+        "semantic": lambda: found("semantic"),
+        "lexical": lambda: found("lexical"),
+        "by date": lambda: found("hybrid", sort="date"),
         "filters only": lambda: ids(search(hconn, "author:lovelace")),
         "similar": lambda: [h.paper_id for h in similar(hconn, "2402.00008", limit=7)],
     }
-    for name, run in searches.items():
-        assert "2401.00001" in run(), name  # also warms the per-revision memo
+
+    def check(visible: bool) -> None:
+        for name, run in searches.items():
+            assert ("2401.00001" in run()) is visible, name
+
+    check(True)  # also warms the per-revision memo
     set_hidden(hconn, rowid, True)
-    for name, run in searches.items():
-        assert "2401.00001" not in run(), name
+    check(False)
     assert len(similar(hconn, "2402.00008", limit=7)) == 6  # 8 papers, less itself and the hidden one
     set_hidden(hconn, rowid, False)
-    for name, run in searches.items():
-        assert "2401.00001" in run(), name
+    check(True)
+    with transaction(hconn):
+        assert record_deletions(hconn, [("2401.00001", "2024-06-01")]) == 1
+    check(False)
+    with transaction(hconn):
+        assert clear_deletions(hconn, ["2401.00001"]) == 1
+    check(True)
 
 
-def test_rowids_left_in_an_index_do_not_shorten_the_page(sconn):
-    """A paper row can vanish while the indexes still hold its rowid (it was merged into
-    another until the next index run): the page is filled from the next candidates."""
+def test_hidden_memo_never_keeps_a_set_older_than_its_key(hconn, monkeypatch):
+    """A hide that commits while another request reads the hidden set must not leave that
+    (older) set remembered under the new revision."""
+    from paperwire.index import search as search_mod
+    from paperwire.store.accounts import set_hidden
+
+    flags = search_mod._Flags()
+    rowid = hconn.execute("SELECT id FROM papers WHERE paper_id='2401.00001'").fetchone()[0]
+    real = search_mod.sql.hidden_rowids
+
+    def racing(conn):
+        before = real(conn)  # read just before the hide commits...
+        set_hidden(conn, rowid, True)
+        flags.meta(conn, [rowid])  # ...and another request moves the memo on to the new revision
+        return before
+
+    monkeypatch.setattr(search_mod.sql, "hidden_rowids", racing)
+    assert rowid not in flags.hidden(hconn)
+    monkeypatch.setattr(search_mod.sql, "hidden_rowids", real)
+    assert rowid in flags.hidden(hconn)
+
+
+def test_rowids_left_in_an_index_do_not_break_paging(sconn):
+    """A paper row can vanish while the indexes still hold its rowid (until the next index
+    run): pages are filled from the next candidates, with no duplicates across pages."""
     full = ids(search(sconn, "attention", mode="lexical", limit=10))
     assert len(full) == 3
     with sconn:
         sconn.execute("DELETE FROM papers WHERE paper_id=?", (full[0],))
     assert ids(search(sconn, "attention", mode="lexical", limit=2)) == full[1:3]
+    pages = [search(sconn, "attention", mode="lexical", limit=1, offset=o) for o in range(3)]
+    assert [ids(p) for p in pages] == [[full[1]], [full[2]], []]
+    assert pages[0].total == 2
 
 
 def test_snippets_escape_hostile_html(conn):

@@ -92,25 +92,28 @@ class _Flags:
         self._hidden: frozenset[int] | None = None
         self._data: dict[int, tuple] = {}
 
-    def _current(self, conn: sqlite3.Connection) -> tuple[frozenset[int] | None, dict[int, tuple]]:
+    def _current(self, conn: sqlite3.Connection) -> tuple[tuple, frozenset[int] | None, dict[int, tuple]]:
         key = (database_file(conn) or id(conn), cache_revs(conn))
         with self._lock:
             if key != self._key or len(self._data) > self.MAX_ENTRIES:
                 self._key, self._hidden, self._data = key, None, {}
-            return self._hidden, self._data
+            return key, self._hidden, self._data
 
     def hidden(self, conn: sqlite3.Connection) -> frozenset[int]:
         """Rowids of the hidden papers."""
-        hidden, _ = self._current(conn)
+        key, hidden, _ = self._current(conn)
         if hidden is None:
             hidden = sql.hidden_rowids(conn)
             with self._lock:
-                self._hidden = hidden  # if the key moved meanwhile, the next call reads again
+                # Another thread may have moved the key on (a hide committed meanwhile):
+                # then this set may be older than that revision and must not be kept for it.
+                if self._key == key:
+                    self._hidden = hidden
         return hidden
 
     def meta(self, conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, tuple]:
         """``{rowid: (hidden, date, votes)}`` of the papers that exist among ``rowids``."""
-        _, data = self._current(conn)
+        _, _, data = self._current(conn)
         out = {r: data[r] for r in rowids if r in data}
         missing = [r for r in rowids if r not in out]
         if missing:
@@ -213,8 +216,8 @@ def search(
             # Over-fetch a little: hidden papers are dropped afterwards.
             ranked = fast.search([], limit + 20, order="date", offset=offset, **kw)
             total = fast.count([], **kw)
-            hidden = _FLAGS.hidden(conn)
-            ranked = [(r, s) for r, s in ranked if r not in hidden][:limit]
+            meta = _FLAGS.meta(conn, [r for r, _ in ranked])
+            ranked = [(r, s) for r, s in ranked if r in meta and not meta[r][0]][:limit]
             if sort == "relevance":
                 notes.append("no search words: newest first")
             return _results(conn, ranked, total, "lexical", notes, pq, offset, limit, sort, paged=True,
@@ -313,27 +316,40 @@ def search(
 def _results(conn, ranked, total, used, notes, pq, offset, limit, sort, *, paged=False, with_snippets=True,
              with_title_html=True) -> SearchResults:
     """Drop hidden papers, sort, take the page, fetch rows, build snippets."""
+    rows = None
     if paged:
         page = ranked
-    elif sort == "relevance":
-        hidden = _FLAGS.hidden(conn)
-        visible = [(r, s) for r, s in ranked if r not in hidden]
-        total -= len(ranked) - len(visible)
-        page = visible[offset:]
     else:
-        meta = _FLAGS.meta(conn, [r for r, _ in ranked])
-        visible = [(r, s) for r, s in ranked if r in meta and not meta[r][0]]
+        visible = None
+        if sort == "relevance" and offset == 0:
+            # Most searches (first pages by relevance): only the hidden set is needed, and
+            # only the page's rows are read. If an index still holds rowids whose paper rows
+            # are gone (until the next index run), and for later pages, whose offsets must
+            # count existing rows only, the exact path below checks every candidate.
+            hidden = _FLAGS.hidden(conn)
+            visible = [(r, s) for r, s in ranked if r not in hidden]
+            page = visible[:limit]
+            rows = papers_sql.get_papers_by_rowid(conn, [r for r, _ in page])
+            if len(rows) < len(page):
+                visible = None
+        if visible is None:
+            meta = _FLAGS.meta(conn, [r for r, _ in ranked])
+            visible = [(r, s) for r, s in ranked if r in meta and not meta[r][0]]
+            if sort == "date":
+                visible.sort(key=lambda t: (meta[t[0]][1] or "", t[1]), reverse=True)
+            elif sort == "votes":
+                visible.sort(key=lambda t: (meta[t[0]][2], t[1]), reverse=True)
+            page = visible[offset : offset + limit]
+            rows = None
         total -= len(ranked) - len(visible)
-        if sort == "date":
-            visible.sort(key=lambda t: (meta[t[0]][1] or "", t[1]), reverse=True)
-        else:
-            visible.sort(key=lambda t: (meta[t[0]][2], t[1]), reverse=True)
-        page = visible[offset : offset + limit]
-    page, rows = _page_rows(conn, page, limit)
+    if rows is None:
+        rows = papers_sql.get_papers_by_rowid(conn, [r for r, _ in page])
     terms = pq.highlight_terms()
     hits = []
     for r, s in page:
-        p = rows[r]
+        p = rows.get(r)
+        if p is None:
+            continue
         hits.append(Hit(
             paper_id=p["paper_id"], rowid=r, score=round(float(s), 6), title=p["title"],
             snippet=highlight(p["abstract"], terms) if with_snippets else "",
@@ -345,9 +361,9 @@ def _results(conn, ranked, total, used, notes, pq, offset, limit, sort, *, paged
 
 
 def _page_rows(conn, ranked: list[tuple[int, float]], limit: int) -> tuple[list[tuple[int, float]], dict[int, dict]]:
-    """The first ``limit`` of ``ranked`` whose paper rows exist, and those rows. An index can
-    briefly hold the rowid of a paper merged into another (until the next index run), so
-    a missing row is replaced by the next candidate."""
+    """The first ``limit`` of ``ranked`` whose paper rows exist, and those rows: an index can
+    hold the rowid of a deleted row until the next index run, and the next candidate takes
+    its place."""
     rows: dict[int, dict] = {}
     start = 0
     while start < len(ranked) and len(rows) < limit:
