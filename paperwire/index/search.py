@@ -81,8 +81,8 @@ class _Flags:
     date and votes. Both change only with a write that bumps ``meta.rev`` or ``meta.web_rev``
     (imports, votes, hides: the same pair that keys the web page cache), so a memo keyed on
     the pair is never stale: the revisions are read before the rows. Hidden papers are few
-    and come from a partial index in one query, so relevance-ordered searches (most of them)
-    read no per-candidate rows at all: ~200 random B-tree lookups, ~0.4 ms at 100k papers."""
+    and come from a partial index in one query, so first pages by relevance (most searches)
+    skip the per-candidate read: ~200 random B-tree lookups, ~0.3 ms at 100k papers."""
 
     MAX_ENTRIES = 250_000  # ~25 MB of per-paper entries; then they start over
 
