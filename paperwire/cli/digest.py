@@ -167,16 +167,27 @@ def list_cmd(ctx, status, problems, as_json):
 @click.option("--now", "now_s", help="Pretend it is this ISO date/time (UTC unless given).")
 @pass_ctx
 def preview_cmd(ctx, email, frequency, output, now_s):
-    """Show what EMAIL would get now. Records nothing and sends nothing."""
-    from paperwire.digest.send import preview
+    """Show what EMAIL would get now. Records nothing and sends nothing.
+
+    An address with no subscription gets the default digest (trending top 10)."""
+    from paperwire.digest.send import DEFAULT_TOP_N, preview
     from paperwire.digest.subscriptions import SubscriptionError
+    from paperwire.store import digest as sql
 
     try:
         digest_, _, data = preview(ctx.conn, ctx.settings, email, frequency=frequency, now=_parse_now(now_s))
     except SubscriptionError as exc:
         fail(str(exc))
+    if digest_.subscription.get("is_default"):
+        as_of = digest_.subscription.get("as_of")
+        click.echo(f"{email} has no subscription: this is the default digest "
+                   f"({digest_.subscription['frequency']}, trending top {DEFAULT_TOP_N})"
+                   + (f", as of {as_of}, the newest papers' date (nothing is newer than that)" if as_of else ""),
+                   err=True)
     if data is None:
-        click.echo(f"{email}: nothing new for {digest_.period}: no digest would be sent", err=True)
+        newest = sql.latest_feed_date(ctx.conn)
+        hint = f" (the newest papers are from {newest}: try --now {newest})" if newest else " (the store has no papers)"
+        click.echo(f"{email}: nothing new for {digest_.period}: no digest would be sent{hint}", err=True)
         sys.exit(0)
     msg = message_from_bytes(data, policy=default_policy)
     if output:

@@ -49,7 +49,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parseaddr
 from typing import Callable
 
-from paperwire.digest import render
+from paperwire.digest import outbox, render
 from paperwire.digest.compose import ComposeCache, Digest, compose_digest
 from paperwire.digest.periods import period_key, utc_iso
 from paperwire.digest.smtp import (
@@ -69,7 +69,8 @@ from paperwire.store import digest as sql
 from paperwire.store.db import transaction
 
 __all__ = ["DigestBusy", "SmtpConfigError", "RateLimiter", "RunReport", "backoff_seconds", "compose_period",
-           "deliver_due", "deliver_confirmations", "preview", "run_digests"]
+           "check_transport", "default_subscription", "deliver_due", "deliver_confirmations", "preview",
+           "run_digests"]
 
 log = logging.getLogger("paperwire.digest")
 
@@ -177,8 +178,12 @@ def _iso_in(seconds: float) -> str:
 def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "digest", *,
                 report: RunReport | None = None, wait_for_retries: bool = True,
                 resend_in_doubt: bool = False, lock_timeout: float = 0.0, locked: bool = False,
-                sleep: Callable[[float], None] = time.sleep) -> RunReport:
+                frequency: str | None = None, sleep: Callable[[float], None] = time.sleep) -> RunReport:
     """Deliver every due ledger row of ``kind`` over one reused SMTP connection.
+
+    ``frequency`` (daily/weekly) limits a digest run to the rows of that
+    frequency's periods, so each run's report counts only its own mail; None
+    (the worker's catch-all pass) delivers every due row.
 
     Transient failures (4xx, connection refused/lost) are retried with exponential
     backoff (``mail_retry_base_seconds``), waiting up to ``mail_retry_max_wait`` when
@@ -190,20 +195,22 @@ def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "diges
     if not locked:
         with delivery_lock(settings, kind, lock_timeout):
             return deliver_due(conn, settings, kind, report=report, wait_for_retries=wait_for_retries,
-                               resend_in_doubt=resend_in_doubt, locked=True, sleep=sleep)
+                               resend_in_doubt=resend_in_doubt, locked=True, frequency=frequency, sleep=sleep)
     crash = _CrashHook()
+    prefix = f"{frequency}:" if frequency else None  # period keys are "daily:..." / "weekly:..."
     if resend_in_doubt:
-        sql.requeue_in_doubt(conn, kind)
-    session = SmtpSession(settings)
-    limiter = RateLimiter(settings.mail_rate_per_minute, sleep=sleep)
+        sql.requeue_in_doubt(conn, kind, period_prefix=prefix)
+    session = _mailer(settings, conn)
+    # The outbox is a table write: no server to be gentle with.
+    limiter = RateLimiter(0 if outbox.uses_outbox(settings) else settings.mail_rate_per_minute, sleep=sleep)
     sender = parseaddr(settings.mail_from)[1]
     started = time.monotonic()
     connect_failures = 0
     try:
         while True:
-            rows = sql.due_sends(conn, kind, utc_iso(), limit=200)
+            rows = sql.due_sends(conn, kind, utc_iso(), limit=200, period_prefix=prefix)
             if not rows:
-                wait = _seconds_until(sql.next_retry_at(conn, kind))
+                wait = _seconds_until(sql.next_retry_at(conn, kind, period_prefix=prefix))
                 if (wait is None or not wait_for_retries
                         or time.monotonic() - started + wait > settings.mail_retry_max_wait):
                     break
@@ -233,8 +240,43 @@ def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "diges
                 _deliver_one(conn, settings, session, row, sender, report, crash)
     finally:
         session.close()
-        report.deferred = sql.count_undelivered(conn, kind)
+        report.deferred = sql.count_undelivered(conn, kind, period_prefix=prefix)
     return report
+
+
+def _mailer(settings: Settings, conn: sqlite3.Connection):
+    """The transport of ``settings.mail_transport``: SMTP, or the local outbox."""
+    if settings.mail_transport not in outbox.TRANSPORTS:
+        raise SmtpConfigError(f"PAPERWIRE_MAIL_TRANSPORT must be smtp or outbox, not {settings.mail_transport!r}")
+    if outbox.uses_outbox(settings):
+        return outbox.OutboxSession(settings, conn)
+    return SmtpSession(settings)
+
+
+def check_transport(settings: Settings) -> None:
+    """Refuse (:class:`SmtpConfigError`) to compose digests that could go nowhere.
+
+    With no SMTP server configured (no ``PAPERWIRE_SMTP_*``) the default
+    127.0.0.1:25 is tried once: a local MTA there is a working setup; nothing
+    listening means no setup at all, and composing would only reserve papers for
+    mail that cannot leave. The outbox transport always passes.
+    """
+    if settings.mail_transport not in outbox.TRANSPORTS:
+        raise SmtpConfigError(f"PAPERWIRE_MAIL_TRANSPORT must be smtp or outbox, not {settings.mail_transport!r}")
+    if outbox.uses_outbox(settings) or outbox.smtp_configured(settings):
+        return
+    probe = SmtpSession(settings)
+    try:
+        probe.ensure()
+    except _ConnectFailure:
+        raise SmtpConfigError(
+            f"no SMTP server is configured (PAPERWIRE_SMTP_HOST is not set) and nothing answers at the default "
+            f"{settings.smtp_host}:{settings.smtp_port}: set PAPERWIRE_SMTP_HOST, PAPERWIRE_SMTP_PORT, "
+            "PAPERWIRE_SMTP_SECURITY, PAPERWIRE_SMTP_USER and PAPERWIRE_SMTP_PASSWORD (docs/digest.md); "
+            "no digest was composed or sent. To keep mail in the local outbox instead (read at /outbox), "
+            "set PAPERWIRE_MAIL_TRANSPORT=outbox.") from None
+    finally:
+        probe.close()
 
 
 def _seconds_until(iso: str | None) -> float | None:
@@ -320,11 +362,14 @@ def run_digests(conn: sqlite3.Connection, settings: Settings, frequency: str, *,
     """
     now = now or datetime.now(timezone.utc)
     report = RunReport(frequency=frequency)
+    if deliver:
+        check_transport(settings)
     with delivery_lock(settings, "digest", lock_timeout):
         compose_period(conn, settings, frequency, now=now, report=report)
         if deliver:
+            # Only this frequency's rows: the report of a daily run must not count weekly mail.
             deliver_due(conn, settings, "digest", report=report, wait_for_retries=wait_for_retries,
-                        resend_in_doubt=resend_in_doubt, locked=True)
+                        resend_in_doubt=resend_in_doubt, locked=True, frequency=frequency)
     return report
 
 
@@ -337,21 +382,46 @@ def deliver_confirmations(conn: sqlite3.Connection, settings: Settings, *, lock_
 def preview(conn: sqlite3.Connection, settings: Settings, email: str, *, frequency: str | None = None,
             now: datetime | None = None) -> tuple[Digest, str | None, bytes | None]:
     """What ``email`` would get now, without recording anything: ``(digest, msg_id, bytes)``;
-    the bytes are None when there is nothing new (no mail would be sent)."""
-    from paperwire.digest.subscriptions import SubscriptionError, normalize_email
+    the bytes are None when there is nothing new (no mail would be sent).
 
-    sub = sql.get_subscription_by_email(conn, normalize_email(email))
+    An address with no subscription previews the default digest (trending top
+    :data:`DEFAULT_TOP_N`, daily unless ``frequency``); its subscription dict then
+    has ``is_default: True``. It shows what a digest looks like, so when nothing is
+    new and no ``now`` was given it is composed as of the newest papers' feed date
+    (the dict's ``as_of`` names that date), e.g. for a demo corpus of past days."""
+    from paperwire.digest.subscriptions import normalize_email
+
+    email = normalize_email(email)
+    sub = sql.get_subscription_by_email(conn, email)
     if sub is None:
-        raise SubscriptionError(f"no subscription for {email}")
+        sub = default_subscription(email, frequency or "daily")
     if frequency:
         sub = {**sub, "frequency": frequency}
+    asked = now
     now = now or datetime.now(timezone.utc)
     period = period_key(sub["frequency"], now, settings.digest_timezone)
     digest = compose_digest(conn, settings, sub, period=period, now=now)
+    newest = sql.latest_feed_date(conn) if digest.empty and asked is None and sub.get("is_default") else None
+    if newest:
+        # Noon UTC of that day: inside the day in every zone from UTC-11 to UTC+11.
+        at = datetime.fromisoformat(newest).replace(hour=12, tzinfo=timezone.utc)
+        sub = {**sub, "as_of": newest}
+        digest = compose_digest(conn, settings, sub, period=period_key(sub["frequency"], at, settings.digest_timezone),
+                                now=at)
     if digest.empty:
         return digest, None, None
     msg_id, data = render.digest_message(settings, digest)
     return digest, msg_id, data
+
+
+DEFAULT_TOP_N = 10  # what the subscribe form starts with
+
+
+def default_subscription(email: str, frequency: str = "daily") -> dict:
+    """The subscription a new address gets from the form's defaults (never stored)."""
+    return {"id": 0, "email": email, "user_id": None, "frequency": frequency, "status": "preview",
+            "top_n": DEFAULT_TOP_N, "personal": False, "authors": [], "categories": [], "queries": [],
+            "nonce": "", "is_default": True}
 
 
 def ledger_summary(conn: sqlite3.Connection, period: str | None = None) -> dict:

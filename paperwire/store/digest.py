@@ -220,21 +220,31 @@ def get_send_for_period(conn: sqlite3.Connection, sub_id: int, period: str) -> d
     return dict(row) if row else None
 
 
+def _period_filter(period_prefix: str | None) -> tuple[str, tuple]:
+    """SQL condition for "periods starting with ``period_prefix``" (e.g. ``daily:``), or none."""
+    if not period_prefix:
+        return "", ()
+    # substr, not LIKE: '_' in a prefix would be a wildcard, and substr is portable.
+    return " AND substr(period, 1, ?) = ?", (len(period_prefix), period_prefix)
+
+
 def due_sends(conn: sqlite3.Connection, kind: str, now: str, *, after_id: int = 0, limit: int = 200,
-              include_in_doubt: bool = False) -> list[dict]:
+              include_in_doubt: bool = False, period_prefix: str | None = None) -> list[dict]:
     """Rows to (re)deliver: ``pending``/``sending`` whose retry time has come."""
     states = "('pending', 'sending', 'in_doubt')" if include_in_doubt else "('pending', 'sending')"
+    cond, args = _period_filter(period_prefix)
     rows = conn.execute(
         f"""SELECT * FROM digest_sends WHERE kind=? AND state IN {states}
-            AND (next_attempt_at IS NULL OR next_attempt_at <= ?) AND id > ?
-            ORDER BY id LIMIT ?""", (kind, now, after_id, limit)).fetchall()
+            AND (next_attempt_at IS NULL OR next_attempt_at <= ?) AND id > ?{cond}
+            ORDER BY id LIMIT ?""", (kind, now, after_id, *args, limit)).fetchall()
     return [dict(r) for r in rows]
 
 
-def next_retry_at(conn: sqlite3.Connection, kind: str) -> str | None:
+def next_retry_at(conn: sqlite3.Connection, kind: str, *, period_prefix: str | None = None) -> str | None:
     """Earliest retry time among rows still waiting for delivery."""
+    cond, args = _period_filter(period_prefix)
     row = conn.execute("SELECT MIN(next_attempt_at) FROM digest_sends WHERE kind=? AND state IN "
-                       "('pending', 'sending')", (kind,)).fetchone()
+                       f"('pending', 'sending'){cond}", (kind, *args)).fetchone()
     return row[0]
 
 
@@ -251,16 +261,24 @@ def mark_send(conn: sqlite3.Connection, send_id: int, state: str, now: str, *, e
         (state, now, error, next_attempt_at, int(bump_attempts), int(sent), now, int(final), send_id))
 
 
-def requeue_in_doubt(conn: sqlite3.Connection, kind: str) -> None:
+def requeue_in_doubt(conn: sqlite3.Connection, kind: str, *, period_prefix: str | None = None) -> None:
     """Hand in-doubt sends back to the queue (operator chose a possible duplicate over a loss)."""
+    cond, args = _period_filter(period_prefix)
     conn.execute("UPDATE digest_sends SET state='pending', next_attempt_at=NULL WHERE kind=? "
-                 "AND state='in_doubt'", (kind,))
+                 f"AND state='in_doubt'{cond}", (kind, *args))
 
 
-def count_undelivered(conn: sqlite3.Connection, kind: str) -> int:
+def count_undelivered(conn: sqlite3.Connection, kind: str, *, period_prefix: str | None = None) -> int:
+    """Rows of ``kind`` (and of periods starting with ``period_prefix``) not delivered yet."""
+    cond, args = _period_filter(period_prefix)
     return conn.execute(
-        "SELECT COUNT(*) FROM digest_sends WHERE kind=? AND state IN ('pending', 'sending')", (kind,)
+        f"SELECT COUNT(*) FROM digest_sends WHERE kind=? AND state IN ('pending', 'sending'){cond}", (kind, *args)
     ).fetchone()[0]
+
+
+def latest_feed_date(conn: sqlite3.Connection) -> str | None:
+    """The newest feed date of a visible paper (for "nothing new" hints)."""
+    return conn.execute("SELECT MAX(feed_date) FROM papers WHERE hidden=0").fetchone()[0]
 
 
 def release_papers(conn: sqlite3.Connection, send_id: int) -> None:
