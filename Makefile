@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Imports the bundled demo corpus into the default SQLite database and serves the site.
+# Another port or address:  make demo PORT=8001 HOST=0.0.0.0
+PORT ?= 8000
+HOST ?= 127.0.0.1
 demo: $(STAMP)
-	$(BIN)/paperwire demo
+	$(BIN)/paperwire demo --host $(HOST) --port $(PORT)
 
 # Debian's Chromium for the browser tests (no browser download from anywhere else).
 browser:

@@ -11,7 +11,9 @@ import click
 
 from paperwire import __version__
 from paperwire.cli import core, digest, harvest, search, web
-from paperwire.cli.common import CliContext
+from paperwire.cli import library as library_cli
+from paperwire.cli import recommend as recommend_cli
+from paperwire.cli.common import CliContext, add_db_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,8 +26,9 @@ def cli(ctx: click.Context, db: str | None) -> None:
     ctx.obj = CliContext(db)
 
 
-for module in (core, search, web, digest, harvest):
+for module in (core, search, web, digest, harvest, library_cli, recommend_cli):
     for command in module.COMMANDS:
+        add_db_option(command)
         cli.add_command(command)
 
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from paperwire.cli.common import echo_json, fail, pass_ctx
+from paperwire.cli.common import clip_line, echo_json, fail, pass_ctx
 from paperwire.export import paper_to_json, to_bibtex_all, to_jsonl
 from paperwire.ingest import StrictImportError
 from paperwire.sources import FORMATS, import_files
@@ -24,8 +24,10 @@ MAX_ERRORS_SHOWN = 20
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--batch-size", default=2000, show_default=True, hidden=True, type=click.IntRange(1, 100000),
               help="Records per transaction.")
+@click.option("--year", type=click.IntRange(1991, 9999), default=None,
+              help="Year of listing pages' dates (\"Mar 11\") [default: the latest such day not after the file's time].")
 @pass_ctx
-def import_cmd(ctx, paths, fmt, strict, as_json, batch_size):
+def import_cmd(ctx, paths, fmt, strict, as_json, batch_size, year):
     """Import paper metadata files (arXiv snapshot JSONL/CSV, listing pages, BEIR, HF daily papers, ...).
 
     Formats are detected from content. Bad records are reported with file and
@@ -33,7 +35,7 @@ def import_cmd(ctx, paths, fmt, strict, as_json, batch_size):
     Importing the same files again changes nothing.
     """
     try:
-        report = import_files(ctx.conn, paths, fmt=fmt, strict=strict, batch_size=batch_size)
+        report = import_files(ctx.conn, paths, fmt=fmt, strict=strict, batch_size=batch_size, year=year)
     except UnreadableFile as exc:
         fail(str(exc))
     except StrictImportError as exc:
@@ -127,6 +129,14 @@ def demo(ctx, limit, no_serve, host, port):
     """Load the bundled demo corpus on first run, list the newest papers, and serve the site."""
     from paperwire.demo import load_demo
 
+    serve = None if no_serve else _find_serve()
+    if serve is not None:
+        from paperwire.web.server import PortInUse, check_port
+
+        try:
+            check_port(host, port)  # before the import: a busy port is one line, at once
+        except PortInUse as exc:
+            fail(str(exc))
     report = load_demo(ctx.conn, progress=sys.stderr.isatty())
     if report is None:
         click.echo(f"demo corpus already loaded in {ctx.settings.db_path}")
@@ -134,13 +144,13 @@ def demo(ctx, limit, no_serve, host, port):
         click.echo(f"demo corpus loaded into {ctx.settings.db_path}: {report.summary()}")
     click.echo("")
     for p in store.newest_papers(ctx.conn, limit):
-        click.echo(f"{p['feed_date']}  {p['paper_id']:<18} {p['title'][:90]}")
-    if no_serve:
-        return
-    serve = _find_serve()
+        click.echo(clip_line(f"{p['feed_date']}  {p['paper_id']:<18} ", p["title"]))
     if serve is None:
         return
-    serve(ctx.settings, host=host, port=port, demo=True)
+    try:
+        serve(ctx.settings, host=host, port=port, demo=True)
+    except PortInUse as exc:  # taken while the demo loaded
+        fail(str(exc))
 
 
 def _find_serve():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from paperwire.cli.common import echo_json, fail, pass_ctx
@@ -20,12 +18,18 @@ from paperwire.cli.common import echo_json, fail, pass_ctx
 @pass_ctx
 def serve(ctx, host, port, workers, no_cache, log_level):
     """Serve the site and the JSON API."""
-    from paperwire.web.server import run_server
+    from paperwire.settings import secret_key_note
+    from paperwire.web.server import PortInUse, check_port, run_server
 
-    if not os.environ.get("PAPERWIRE_SECRET_KEY") and workers > 1:
-        click.echo("note: PAPERWIRE_SECRET_KEY is not set; sessions end when the server restarts", err=True)
-    ctx.conn  # noqa: B018 - open (and migrate) the database before the workers start
-    run_server(ctx.settings, host=host, port=port, workers=workers, cache=not no_cache, log_level=log_level)
+    try:
+        check_port(host, port)  # first: a busy port is one line, before anything else is said or done
+        note = secret_key_note(ctx.settings)  # workers share the key: run_server passes it to them
+        if note:
+            click.echo(note, err=True)
+        ctx.conn  # noqa: B018 - open (and migrate) the database before the workers start
+        run_server(ctx.settings, host=host, port=port, workers=workers, cache=not no_cache, log_level=log_level)
+    except PortInUse as exc:
+        fail(str(exc))
 
 
 @click.group()

@@ -1,5 +1,7 @@
 """SQL behind the site's feeds: papers of a day/week/month, adjacent dates, author pages.
 
+Only SQL: trending order and other composition live in :mod:`paperwire.feed`.
+
 Every query here runs on an index (``papers_feed_date``, ``paper_authors_name``),
 so a page view costs the same on the demo corpus and on a million papers.
 """
@@ -7,9 +9,7 @@ so a page view costs the same on the demo corpus and on a million papers.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
 
-from paperwire import rank
 from paperwire.model import normalize_title
 from paperwire.store.papers import row_to_paper
 
@@ -46,54 +46,41 @@ def count_between(conn: sqlite3.Connection, since: str, until: str, *, submitter
     return conn.execute(sql, args).fetchone()[0]
 
 
-def papers_between(
+def papers_by_date(
     conn: sqlite3.Connection,
     since: str,
     until: str,
     *,
-    sort: str = "date",
     limit: int = 50,
     offset: int = 0,
     submitter: str | None = None,
-    now: datetime | None = None,
 ) -> list[dict]:
-    """Visible papers with ``since <= feed_date <= until``, by date or by trending score.
+    """Visible papers with ``since <= feed_date <= until``, newest first, with ``votes``.
 
-    Trending uses :func:`paperwire.rank.trending` (one formula for the whole site).
-    Each paper gets ``votes`` (upstream + local upvotes).
+    Trending order is composed above the store, in :mod:`paperwire.feed`.
     """
-    if sort == "trending" and not submitter:
-        return rank.trending(conn, now=now, since=since, until=until, limit=limit, offset=offset)
     sql = "SELECT * FROM papers WHERE hidden=0 AND feed_date >= ? AND feed_date <= ?"
     args: list = [since, until]
     if submitter:
         sql += " AND submitted_by = ?"
         args.append(submitter)
-    if sort == "trending":
-        # A submitter's papers are few: score them in Python with the same formula.
-        papers = [_with_votes(r) for r in conn.execute(sql, args)]
-        ref = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-        for p in papers:
-            p["score"] = rank.trending_score(p["votes"], _age_hours(p, ref))
-        papers.sort(key=lambda p: (-p["score"], -p["id"]))
-        return papers[offset : offset + limit]
     sql += f" ORDER BY {_DATE_ORDER} LIMIT ? OFFSET ?"
     return [_with_votes(r) for r in conn.execute(sql, [*args, limit, offset])]
+
+
+def submitted_between(conn: sqlite3.Connection, since: str, until: str, submitter: str) -> list[dict]:
+    """All visible papers ``submitter`` brought in with ``since <= feed_date <= until``, with ``votes``."""
+    rows = conn.execute(
+        "SELECT * FROM papers WHERE hidden=0 AND feed_date >= ? AND feed_date <= ? AND submitted_by = ?",
+        (since, until, submitter),
+    )
+    return [_with_votes(r) for r in rows]
 
 
 def _with_votes(row: sqlite3.Row) -> dict:
     p = row_to_paper(row)
     p["votes"] = (p.get("upvotes") or 0) + (p.get("local_upvotes") or 0)
     return p
-
-
-def _age_hours(p: dict, ref: datetime) -> float:
-    stamp = p.get("listed_at") or p.get("published") or p.get("first_seen")
-    try:
-        t = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        return 0.0
-    return (ref - t).total_seconds() / 3600.0
 
 
 def newest(conn: sqlite3.Connection, *, limit: int = 50, offset: int = 0) -> list[dict]:

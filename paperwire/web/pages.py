@@ -12,9 +12,9 @@ from math import ceil
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
-from paperwire import rank
+from paperwire import feed, rank
 from paperwire.export import to_bibtex
-from paperwire.store import accounts, feed
+from paperwire.store import accounts
 from paperwire.store import papers as store
 from paperwire.web import hf, periods, searching
 from paperwire.web.context import (cached_page, cached_search, conn, current_user, json_response, render, state,
@@ -176,11 +176,13 @@ async def search_page(request: Request):
                     return json_response({"error": str(exc)}, 422)
             else:
                 ctx["results"] = res
-                ctx["pages"] = max(1, ceil(res.total / 20))
+                ctx["pages"] = max(1, min(ceil(res.total / 20), 50))  # the engine pages to 1,000 results
                 ctx["voted"] = _voted(request, [h.paper for h in res.hits if "id" in h.paper])
                 if wants_json(request):
                     return json_response({
                         "query": full, "mode": res.mode, "notes": res.notes, "total": res.total, "page": page,
+                        "totalExact": res.total_exact, "suggestion": res.suggestion,
+                        "correctedFrom": res.corrected_from, "noMatch": res.no_match,
                         "results": [hf.daily_item(h.paper, _base(request), snippet=h.snippet, score=h.score)
                                     for h in res.hits],
                     })

@@ -36,6 +36,16 @@ class Period:
         return f"{d:%B %Y}"
 
     @property
+    def short_label(self) -> str:
+        """A few words naming the period, for the Previous/Next links ("Mar 14, 2026")."""
+        if self.kind == "day":
+            d = date.fromisoformat(self.key)
+            return f"{d:%b} {d.day}, {d.year}"
+        if self.kind == "week":
+            return f"Week {int(self.key[-2:])}, {self.key[:4]}"
+        return f"{date.fromisoformat(self.since):%b %Y}"
+
+    @property
     def url(self) -> str:
         return {"day": "/papers/date/", "week": "/papers/week/", "month": "/papers/month/"}[self.kind] + self.key
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import socket
 import sys
 
 import click
@@ -36,6 +38,41 @@ def limit_blas_threads() -> None:
         threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 
 
+class PortInUse(Exception):
+    """The port to serve on is taken (or not allowed); the message says what to do."""
+
+
+def _can_bind(host: str, port: int) -> OSError | None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As uvicorn binds: SO_REUSEADDR passes TIME_WAIT leftovers but not a live listener.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`PortInUse` with a one-line hint when ``host:port`` cannot be served on.
+
+    Checked before anything slow starts, so a busy port costs one line, not a traceback
+    from inside uvicorn after the demo index is built."""
+    exc = _can_bind(host, port)
+    if exc is None:
+        return
+    if exc.errno == errno.EADDRINUSE:
+        free = next((p for p in range(port + 1, min(port + 50, 65536)) if _can_bind(host, p) is None), None)
+        hint = f"try --port {free}" if free else "pick another with --port"
+        raise PortInUse(f"port {port} is in use: {hint}")
+    if exc.errno == errno.EACCES:
+        raise PortInUse(f"port {port} needs privileges on this system: try --port 8000")
+    if exc.errno in (errno.EADDRNOTAVAIL, socket.EAI_NONAME) or isinstance(exc, socket.gaierror):
+        raise PortInUse(f"cannot listen on {host}: not an address of this machine (see --host)")
+    raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc} (see --host and --port)")
+
+
 def _display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else (f"[{host}]" if ":" in host else host)
 
@@ -51,6 +88,7 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     by one worker is valid in all). Each process warms its search engine at start
     (:func:`warm_search`), so the first searches do not pay for loading the model.
     """
+    check_port(host, port)
     limit_blas_threads()  # before anything imports numpy; worker processes inherit it
     import uvicorn
 
@@ -65,7 +103,8 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
 
         app = create_app(settings, demo=demo, cache=cache)
         warm_search(settings)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
+                    proxy_headers=False)  # X-Forwarded-For: only from PAPERWIRE_TRUSTED_PROXIES (web/guard.py)
         return
     os.environ.update({
         "PAPERWIRE_DB": str(settings.db_path),
@@ -82,7 +121,7 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
             raise SystemExit(code)
         return
     uvicorn.run("paperwire.web.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, server_header=False)
+                log_level=log_level, server_header=False, proxy_headers=False)
 
 
 def warm_search(settings: Settings) -> None:
