@@ -19,8 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_eval_context, select_autoescape
+from markupsafe import Markup
 
+from paperwire import latex
 from paperwire.settings import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -34,19 +36,36 @@ def env() -> Environment:
     """The shared Jinja2 environment (autoescape on for .html)."""
     e = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    e.filters["snippet"] = snippet
+    e.filters["snippet"] = _snippet_filter
     e.filters["authors"] = author_line
     return e
 
 
 @lru_cache(maxsize=8192)  # the same abstracts recur across thousands of digests in a run
 def snippet(text: str | None, limit: int = SNIPPET_CHARS) -> str:
-    """Whitespace-collapsed text cut at a word boundary with an ellipsis."""
-    text = _CTRL.sub("", re.sub(r"\s+", " ", text or "")).strip()
+    """Plain text (LaTeX rendered: accents, quotes, dashes; math as written),
+    whitespace-collapsed, cut at a word boundary with an ellipsis."""
+    text = _CTRL.sub("", re.sub(r"\s+", " ", latex.to_text(text))).strip()
     if len(text) <= limit:
         return text
     cut = text[:limit].rsplit(" ", 1)[0]
     return cut.rstrip(" ,;:.") + "\u2026"
+
+
+@lru_cache(maxsize=8192)
+def snippet_html(text: str | None, limit: int = SNIPPET_CHARS) -> Markup:
+    """Like :func:`snippet`, as safe HTML with emphasis (``<em>``); cut in the source, outside math."""
+    text = _CTRL.sub("", re.sub(r"\s+", " ", text or "")).strip()
+    if len(text) <= limit:
+        return Markup(latex.to_html(text))
+    cut = latex.truncate(text, limit).rstrip(" ,;:.")
+    return Markup(latex.to_html(cut) + "\u2026")
+
+
+@pass_eval_context
+def _snippet_filter(ctx, text: str | None, limit: int = SNIPPET_CHARS):
+    # One filter name for both templates: HTML (autoescaped) gets markup, text gets text.
+    return snippet_html(text, limit) if ctx.autoescape else snippet(text, limit)
 
 
 def author_line(authors: list[str]) -> str:
@@ -54,6 +73,13 @@ def author_line(authors: list[str]) -> str:
     if len(authors) > MAX_AUTHORS:
         return ", ".join(authors[:MAX_AUTHORS]) + " et al."
     return ", ".join(authors)
+
+
+def paper_votes(paper: dict) -> int:
+    """Upvotes as the site's cards count them: upstream plus this site's."""
+    if paper.get("votes") is not None:
+        return int(paper["votes"])
+    return int(paper.get("upvotes") or 0) + int(paper.get("local_upvotes") or 0)
 
 
 def paper_url(settings: Settings, paper_id: str) -> str:
@@ -123,6 +149,15 @@ def digest_subject(digest) -> str:
     return f"{label} papers: {first}" + (f" (+{n - 1} more)" if n > 1 else "")
 
 
+def _actions(settings: Settings, user_id: int | None, paper_id: str) -> dict | None:
+    """Signed one-click "save" / "not interested" links (readers with an account only)."""
+    if not user_id:
+        return None
+    from paperwire.recommend.mail_links import action_links
+
+    return action_links(settings.secret_key, settings.base_url, user_id, paper_id)
+
+
 def digest_message(settings: Settings, digest, *, now: datetime | None = None,
                    message_id: str | None = None) -> tuple[str, bytes]:
     """``(Message-ID, RFC 5322 bytes)`` of a composed :class:`~paperwire.digest.compose.Digest`."""
@@ -131,8 +166,11 @@ def digest_message(settings: Settings, digest, *, now: datetime | None = None,
     sub = digest.subscription
     links = sub_links(settings, sub)
     message_id = message_id or new_message_id(settings, f"digest.{digest.period}.{sub['id']}")
+    user_id = sub.get("user_id")
     sections = [{"title": s.title, "key": s.key,
-                 "papers": [{**p, "url": paper_url(settings, p["paper_id"])} for p in s.papers]}
+                 "papers": [{**p, "url": paper_url(settings, p["paper_id"]), "votes": paper_votes(p),
+                             "actions": _actions(settings, user_id, p["paper_id"])}
+                            for p in s.papers]}
                 for s in digest.sections]
     ctx = {"sub": sub, "sections": sections, "links": links, "site": settings.base_url.rstrip("/"),
            "period": digest.period, "count": len(digest.paper_rowids),

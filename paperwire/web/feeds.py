@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from paperwire import rank
-from paperwire.store import feed
+from paperwire import feed, latex, rank
 from paperwire.web import searching
 from paperwire.web.context import cached_page, cached_search, conn, state
 from paperwire.web.pages import trending_now
+from paperwire.web.security import http_url
 
 router = APIRouter(prefix="/feeds")
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -53,12 +53,12 @@ def atom(request: Request, title: str, self_path: str, papers: list[dict]) -> Re
     sub(root, "generator", "paperwire")
     for p in papers:
         e = sub(root, "entry")
-        sub(e, "title", p["title"])
+        sub(e, "title", latex.to_text(p["title"]))  # Atom text: LaTeX rendered, math as written
         url = f"{base}/papers/{p['paper_id']}"
         sub(e, "id", url)
         sub(e, "link", rel="alternate", href=url, type="text/html")
-        if p.get("pdf_url"):
-            sub(e, "link", rel="related", href=p["pdf_url"], type="application/pdf")
+        if http_url(p.get("pdf_url")):
+            sub(e, "link", rel="related", href=http_url(p["pdf_url"]), type="application/pdf")
         sub(e, "updated", _stamp(p))
         if p.get("published"):
             sub(e, "published", _stamp({"updated": p["published"], "feed_date": p["feed_date"]}))
@@ -66,7 +66,7 @@ def atom(request: Request, title: str, self_path: str, papers: list[dict]) -> Re
             sub(sub(e, "author"), "name", name)
         for cat in p.get("categories") or []:
             sub(e, "category", term=_clean(cat))
-        sub(e, "summary", p.get("abstract") or "", type="text")
+        sub(e, "summary", latex.to_text(p.get("abstract")), type="text")
     body = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8")
     return Response(body, media_type=ATOM)
 

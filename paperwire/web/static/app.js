@@ -13,7 +13,11 @@
         { left: "$", right: "$", display: false },
         { left: "\\(", right: "\\)", display: false }
       ],
+      // An undefined macro ($\JJ$) shows its source in the text colour, not KaTeX's red.
       throwOnError: false,
+      errorColor: "inherit",
+      // latex.py puts a lone or escaped "$" in span.nomath so it never pairs with another.
+      ignoredClasses: ["nomath"],
       trust: false,
       strict: "ignore",
       maxExpand: 200
