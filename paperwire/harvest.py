@@ -175,7 +175,7 @@ class HarvestReport:
     def absorb(self, rep: ImportReport) -> None:
         self.added += rep.added
         self.updated += rep.updated
-        self.unchanged += rep.unchanged
+        self.unchanged += rep.unchanged + rep.duplicates  # a record twice in one harvest: seen, unchanged
         self.skipped += rep.skipped
         self.errors.extend(str(e) for e in rep.errors[: max(0, 1000 - len(self.errors))])
         self.changed_ids.extend(rep.changed_ids)

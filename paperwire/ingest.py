@@ -8,6 +8,8 @@ live in one place:
 * records with an external id (BEIR) are keyed by that id alone;
 * records without any id are one paper per normalised title; a later record with an
   arXiv id and the same title upgrades such a paper (its old id stays as an alias);
+* community fields (votes, links) follow the latest record, but ``listed_at`` keeps
+  the earliest listing day (a paper on several daily pages belongs to its first);
 * a record whose merged result equals what is stored counts as "unchanged".
 
 Writes go in batches, each its own transaction, and each batch is idempotent, so
@@ -75,28 +77,37 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    # Records of a paper that this same import had already written (the same paper twice
+    # in the input, e.g. on several listing pages): merged into it, not "unchanged".
+    duplicates: int = 0
     errors: list[BadRecord] = field(default_factory=list)
     changed_ids: list[str] = field(default_factory=list)  # paper_ids added or updated
+    resumed: str | None = None  # what an import resumed after a killed one skipped
+
 
     MAX_ERRORS_KEPT = 1000
 
     @property
     def total(self) -> int:
-        return self.added + self.updated + self.unchanged + self.skipped
+        return self.added + self.updated + self.unchanged + self.duplicates + self.skipped
 
     def summary(self) -> str:
-        return f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped"
+        dupes = f"{self.duplicates} duplicates within the input, " if self.duplicates else ""
+        out = f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, {dupes}{self.skipped} skipped"
+        return f"{out} ({self.resumed})" if self.resumed else out
 
     def to_dict(self) -> dict:
         return {
             "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
-            "skipped": self.skipped, "errors": [str(e) for e in self.errors],
+            "duplicates": self.duplicates, "skipped": self.skipped, "errors": [str(e) for e in self.errors],
+            **({"resumed": self.resumed} if self.resumed else {}),
         }
 
     def merge(self, other: "ImportReport") -> None:
         self.added += other.added
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.duplicates += other.duplicates
         self.skipped += other.skipped
         self.errors.extend(other.errors[: self.MAX_ERRORS_KEPT - len(self.errors)])
         self.changed_ids.extend(other.changed_ids)
@@ -191,6 +202,7 @@ def import_records(
     track_changes: bool = False,
     now: str | None = None,
     bulk: bool = False,
+    on_commit: Callable[[sqlite3.Connection, PaperRecord], None] | None = None,
 ) -> ImportReport:
     """Import parsed records into the store.
 
@@ -198,6 +210,8 @@ def import_records(
     :class:`StrictImportError` at the first bad record, leaving the store as it was.
     Otherwise bad records are counted as skipped and listed in ``report.errors``.
     ``bulk`` asks for a bulk load (indexes built at the end) if the store is empty.
+    ``on_commit(conn, last_record)`` runs inside each batch's transaction (to record
+    how far the input is written: :mod:`paperwire.sources.resume`).
     """
     report = ImportReport()
     report_changes = report.changed_ids if track_changes else None
@@ -205,12 +219,19 @@ def import_records(
     # A bulk load killed earlier left indexes missing: rebuild them before anything else.
     sql.finish_bulk_load(conn, on_built=_crash_hook)
     state = _BulkLoad(conn, bulk)
+    # The store revisions of this import's batches: a record of a paper last written at
+    # one of them repeats an earlier record of the input (a duplicate).
+    own_revs: set[int] = set()
 
     def write(batch: list[PaperRecord]) -> None:
         with transaction(conn):
             rev = sql.next_rev(conn)
+            own_revs.add(rev)
             state.check(batch, rev)
-            _apply_batch(conn, batch, report, now, rev, report_changes, title_rows=not state.active)
+            _apply_batch(conn, batch, report, now, rev, report_changes, title_rows=not state.active,
+                         own_revs=own_revs)
+            if on_commit is not None:
+                on_commit(conn, batch[-1])
         if on_progress:
             on_progress(len(batch))
 
@@ -252,9 +273,10 @@ def import_records(
 
 
 def _apply_batch(conn: sqlite3.Connection, batch: list[PaperRecord], report: ImportReport, now: str, rev: int,
-                 changes, *, title_rows: bool = True) -> None:
+                 changes, *, title_rows: bool = True, own_revs: set[int] | None = None) -> None:
     """Merge ``batch`` into the store. ``title_rows=False`` promises the store holds no
-    id-less papers (see :class:`_BulkLoad`), which spares the title lookups."""
+    id-less papers (see :class:`_BulkLoad`), which spares the title lookups. A record of
+    a paper last written at one of ``own_revs`` (by this import) counts as a duplicate."""
     if title_rows:
         title_keys = {r.title_norm for r in batch if r.id_kind in ("arxiv", "title")}
     else:
@@ -293,9 +315,13 @@ def _apply_batch(conn: sqlite3.Connection, batch: list[PaperRecord], report: Imp
             if changes is not None:
                 changes.append(row["paper_id"])
             continue
+        duplicate = own_revs is not None and current["rev"] in own_revs
         merged = _merge(current, rec, rev)
         if merged is None:
-            report.unchanged += 1
+            if duplicate:
+                report.duplicates += 1
+            else:
+                report.unchanged += 1
             continue
         if merged["paper_id"] != current["paper_id"]:
             aliases.append((current["paper_id"], current["id"]))
@@ -308,7 +334,10 @@ def _apply_batch(conn: sqlite3.Connection, batch: list[PaperRecord], report: Imp
             new_rows[merged["id"]] = merged
         else:
             changed_rows[merged["id"]] = merged
-        report.updated += 1
+        if duplicate:
+            report.duplicates += 1
+        else:
+            report.updated += 1
         if changes is not None:
             changes.append(merged["paper_id"])
 
@@ -394,6 +423,8 @@ def _merge(current: dict, rec: PaperRecord, rev: int) -> dict | None:
     for f in COMMUNITY_FIELDS:
         value = getattr(rec, f)
         if value is not None and value != "":
+            if f == "listed_at" and current[f] and current[f] <= value:
+                continue  # the first listing to feature a paper dates it: re-imports never move it
             merged[f] = value
     if authoritative:
         merged["meta_rank"] = rank

@@ -9,6 +9,7 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 # New-style (0704.0001, 2301.12345) and old-style (hep-th/9901001, math.GT/0309136) ids,
 # optionally with a version suffix.
@@ -22,6 +23,55 @@ _WS = re.compile(r"\s+")
 
 class RecordError(ValueError):
     """A record that cannot become a paper; the message says why."""
+
+
+# Longest value each text field may have, in characters. Far above anything real (arXiv's
+# longest titles are ~300 characters, abstracts ~2,000), low enough that hostile input
+# (a gigabyte title) is a skipped record instead of a store that SQLite refuses or a page
+# nobody can load.
+FIELD_LIMITS = {
+    "title": 2_000, "abstract": 65_536, "external_id": 512, "doi": 1_000, "journal_ref": 2_000,
+    "comments": 8_192, "license": 1_000, "submitted_by": 200, "code_url": 2_048, "project_url": 2_048,
+    "published": 64, "updated": 64, "listed_at": 64,
+}
+MAX_AUTHORS = 20_000  # big-collaboration papers have ~5,000
+MAX_AUTHOR_CHARS = 500
+MAX_CATEGORIES = 100
+MAX_CATEGORY_CHARS = 64
+MAX_COUNT = 10**12  # upvotes, comments: SQLite integers stop at 2**63
+MAX_VERSION = 100_000
+_URL_SCHEMES = ("http", "https")
+
+
+def too_long(what: str, size: int, limit: int) -> RecordError:
+    """The error for an over-long value: ``title too long (N characters; the limit is M)``."""
+    return RecordError(f"{what} too long ({size:,} characters; the limit is {limit:,})")
+
+
+def _check_count(name: str, value, limit: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit):
+        raise RecordError(f"{name.replace('_', ' ')} out of range: {str(value)[:40]!r}")
+
+
+def safe_url(value) -> str | None:
+    """``value`` if it is an absolute http(s) URL, else None.
+
+    Links from imported records (code, project pages) become ``href``s: a ``javascript:``
+    or ``data:`` URL there would run in readers' browsers, so only http(s) ones are kept.
+    """
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    if not url or len(url) > FIELD_LIMITS["code_url"] or any(c <= " " or c == "\x7f" for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return None
+    if parts.scheme.lower() not in _URL_SCHEMES or not host:
+        return None
+    return url
 
 
 def utcnow_iso() -> str:
@@ -115,13 +165,20 @@ class PaperRecord:
     # Values the writer derives from the record alone (hashes, JSON), computed once by
     # paperwire.ingest.prepare_record, possibly in the parser process; see there.
     _prepared: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    # Where the record came from in an import: file number and line (0: unknown); a killed
+    # import resumes after the last committed one (paperwire.sources.resume).
+    _file: int = field(default=0, init=False, repr=False, compare=False)
+    _line: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._check_sizes()
         self.title = collapse_ws(self.title)
         self.abstract = collapse_ws(self.abstract)
         self._title_norm = normalize_title(self.title)
         if not self.title:
             raise RecordError("missing title")
+        self.code_url = safe_url(self.code_url)
+        self.project_url = safe_url(self.project_url)
         if self.arxiv_id is not None:
             parsed = parse_arxiv_id(self.arxiv_id)
             if parsed is None:
@@ -129,8 +186,34 @@ class PaperRecord:
             self.arxiv_id, v = parsed
             if self.version is None:
                 self.version = v
+                _check_count("version", v, MAX_VERSION)
         self.authors = [a for a in map(collapse_ws, self.authors) if a]
         self.categories = [c.strip() for c in self.categories if c and c.strip()]
+
+    def _check_sizes(self) -> None:
+        """Refuse values no real paper has (see :data:`FIELD_LIMITS`) before any work on them."""
+        for name, limit in FIELD_LIMITS.items():
+            value = getattr(self, name)
+            if value is None or name in ("code_url", "project_url"):
+                continue  # links are dropped, not refused: see safe_url
+            if not isinstance(value, str):
+                raise RecordError(f"{name} is not text")
+            if len(value) > limit:
+                # Titles and abstracts may carry line wrapping: measure them collapsed,
+                # unless they are too long even for that to matter.
+                if name not in ("title", "abstract") or len(value) > 4 * limit or len(collapse_ws(value)) > limit:
+                    raise too_long(name.replace("_", " "), len(value), limit)
+        for name, items, count_limit, item_limit in (("author", self.authors, MAX_AUTHORS, MAX_AUTHOR_CHARS),
+                                                       ("category", self.categories, MAX_CATEGORIES, MAX_CATEGORY_CHARS)):
+            if len(items) > count_limit:
+                raise RecordError(f"too many {name}s ({len(items):,}; the limit is {count_limit:,})")
+            for item in items:
+                if not isinstance(item, str):
+                    raise RecordError(f"{name} is not text")
+                if len(item) > item_limit:
+                    raise too_long(f"{name} name" if name == "author" else name, len(item), item_limit)
+        for name, limit in (("upvotes", MAX_COUNT), ("num_comments", MAX_COUNT), ("version", MAX_VERSION)):
+            _check_count(name, getattr(self, name), limit)
 
     @property
     def title_norm(self) -> str:
@@ -151,6 +234,8 @@ class PaperRecord:
         d = asdict(self)
         d.pop("_title_norm", None)
         d.pop("_prepared", None)
+        d.pop("_file", None)
+        d.pop("_line", None)
         return d
 
 

@@ -35,7 +35,7 @@ def loaded_db(tmp_path, shared_dir):
 def test_import_twice_says_nothing_changed(tmp_path, shared_dir):
     db = tmp_path / "p.db"
     first = run("import", str(shared_dir / "seeds"), db=db)
-    assert first.stdout.strip() == "498 added, 0 updated, 81 unchanged, 0 skipped"
+    assert first.stdout.strip() == "498 added, 0 updated, 0 unchanged, 81 duplicates within the input, 0 skipped"
     again = run("import", str(shared_dir / "seeds"), db=db)
     assert again.stdout.strip() == "0 added, 0 updated, 579 unchanged, 0 skipped"
 

@@ -166,4 +166,4 @@ def test_parallel_parsing_gives_the_same_result(tmp_path, shared_dir, bad_jsonl)
         results.append((report.summary(), [str(e) for e in report.errors], rows))
         c.close()
     assert results[0] == results[1]
-    assert results[0][0] == "2500 added, 0 updated, 81 unchanged, 5 skipped"
+    assert results[0][0] == "2500 added, 0 updated, 0 unchanged, 81 duplicates within the input, 5 skipped"

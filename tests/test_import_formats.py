@@ -60,7 +60,8 @@ def test_jsonl_and_csv_agree_on_shared_records(conn, shared_dir):
 def test_listing_pages_579_entries_498_papers(conn, shared_dir):
     report = import_files(conn, [shared_dir / "seeds"], progress=False)
     assert report.total == 579
-    assert (report.added, report.unchanged, report.skipped) == (498, 81, 0)
+    # 81 entries repeat a paper of another page: duplicates within the input, not "unchanged".
+    assert (report.added, report.updated, report.unchanged, report.duplicates, report.skipped) == (498, 0, 0, 81, 0)
     titles = [r[0] for r in conn.execute("SELECT title FROM papers")]
     assert not any(t.lower().startswith(("subscribe", "get trending", "new")) for t in titles)
     assert "Can we Constrain Concept Bottleneck Models to Learn Semantically Meaningful Input Features?" in titles
@@ -118,7 +119,7 @@ def test_hf_entry_upgrades_listing_paper_to_arxiv_id(conn, shared_dir):
 def test_cs_abstracts_csv(conn, shared_dir):
     report = import_files(conn, [shared_dir / "data/arxiv/arxiv-cs-abstracts-1000.csv"], progress=False)
     assert report.total == 1000 and report.skipped == 0
-    assert report.added + report.unchanged == 1000
+    assert report.added + report.duplicates == 1000 and report.unchanged == 0
     assert count(conn) == report.added
     p = store.get_paper(conn, conn.execute("SELECT paper_id FROM papers LIMIT 1").fetchone()[0])
     assert p["categories"] and p["abstract"]

@@ -159,7 +159,11 @@ class FastIndex:
         else:
             parts = list(words)
         parts += ['+"' + " ".join(p) + '"' for p in phrases]
-        parts += ['-"' + e + '"' for e in excluded]
+        # tantivy refuses a query of exclusions only ("Only excluding terms given"): with
+        # nothing else to match, they become a MustNot clause beside the date range or all docs.
+        exclude_only = bool(excluded) and not (words or phrases or authors or categories)
+        if not exclude_only:
+            parts += ['-"' + e + '"' for e in excluded]
         for a in authors:
             parts += [f"+authors:{t}" for t in normalize_title(a).split()]
         for c in categories:
@@ -173,6 +177,10 @@ class FastIndex:
             if hi is not None:
                 hi -= 1  # exclusive bound; YYYYMMDD - 1 is still below every later day
             clauses.append(tantivy.Query.range_query(self.schema, "day", tantivy.FieldType.Integer, lo, hi))
+        if exclude_only:
+            unwanted = self.index.parse_query(" ".join('"' + e + '"' for e in excluded), ["text", "title"])
+            must = [(tantivy.Occur.Must, q) for q in clauses or [tantivy.Query.all_query()]]
+            return tantivy.Query.boolean_query(must + [(tantivy.Occur.MustNot, unwanted)])
         if not clauses:
             return None
         if len(clauses) == 1:
@@ -194,6 +202,20 @@ class FastIndex:
             return [(rowid, 0.0) for rowid in _rowids(searcher, [addr for _, addr in hits])]
         hits = searcher.search(query, k, offset=offset).hits
         return list(zip(_rowids(searcher, [addr for _, addr in hits]), (float(score) for score, _ in hits)))
+
+    def members(self, words, rowids, **kw) -> set[int]:
+        """Which of ``rowids`` the query matches (one intersected query, not one per rowid)."""
+        import tantivy
+
+        ids = [int(r) for r in rowids]
+        query = self._query(words, **kw)
+        if query is None or not ids:
+            return set()
+        only = tantivy.Query.term_set_query(self.schema, "rowid", ids)
+        both = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
+        searcher = self.index.searcher()
+        hits = searcher.search(both, len(ids)).hits
+        return set(_rowids(searcher, [addr for _, addr in hits]))
 
     def count(self, words, **kw) -> int:
         """How many documents a query matches."""

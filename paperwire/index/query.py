@@ -125,8 +125,11 @@ def _min(a: str | None, b: str) -> str:
     return b if a is None or b < a else a
 
 
-def parse_query(raw: str | None, *, max_chars: int = MAX_QUERY_CHARS) -> ParsedQuery:
-    """Parse a search box string; raises :class:`QueryError` with a readable message."""
+def parse_query(raw: str | None, *, max_chars: int = MAX_QUERY_CHARS, require_terms: bool = True) -> ParsedQuery:
+    """Parse a search box string; raises :class:`QueryError` with a readable message.
+
+    ``require_terms=False`` accepts a query of exclusions only, for callers that add
+    filters afterwards and then call :func:`check_searchable`."""
     if raw is None or not str(raw).strip():
         raise QueryError("Type something to search for.")
     raw = str(raw)
@@ -200,13 +203,20 @@ def parse_query(raw: str | None, *, max_chars: int = MAX_QUERY_CHARS) -> ParsedQ
     if content or pq.phrases:
         pq.words = content
     pq.words = list(dict.fromkeys(pq.words))
+    if require_terms or not pq.excluded:
+        check_searchable(pq)
+    if pq.date_from and pq.date_to and pq.date_from >= pq.date_to:
+        raise QueryError(f"The date range is empty (from {pq.date_from} to before {pq.date_to}).")
+    return pq
+
+
+def check_searchable(pq: ParsedQuery) -> None:
+    """Raise :class:`QueryError` unless ``pq`` has words or filters: exclusions alone
+    would mean "every paper but", which no one needs from a search box."""
     if not pq.has_text and not pq.has_filters:
         if pq.excluded:
             raise QueryError("A query needs at least one word to look for besides -exclusions.")
         raise QueryError("The query has no searchable words (letters or digits).")
-    if pq.date_from and pq.date_to and pq.date_from >= pq.date_to:
-        raise QueryError(f"The date range is empty (from {pq.date_from} to before {pq.date_to}).")
-    return pq
 
 
 # ------------------------------------------------------------------ FTS5 expressions
@@ -256,6 +266,14 @@ def fts_expression(pq: ParsedQuery, *, include_filters: bool = True) -> str | No
     for e in pq.excluded:
         expr = f"({expr}) NOT {fts_quote(e)}"
     return expr
+
+
+def exclusion_expression(pq: ParsedQuery) -> str | None:
+    """FTS5 expression matching any excluded word or phrase (None: no exclusions), for
+    queries of filters and exclusions only, which FTS5 cannot state as ``NOT`` alone."""
+    if not pq.excluded:
+        return None
+    return " OR ".join(fts_quote(e) for e in pq.excluded)
 
 
 def text_only_expression(words: list[str]) -> str | None:

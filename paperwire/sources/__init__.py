@@ -13,8 +13,9 @@ from typing import Callable, Iterable, Iterator
 
 from paperwire.ingest import BadRecord
 from paperwire.model import PaperRecord
-from paperwire.sources import arxiv_snapshot, beir, cs_abstracts, hf_daily, listing, reader
+from paperwire.sources import arxiv_snapshot, beir, cs_abstracts, hf_daily, listing, reader, resume
 from paperwire.sources.base import UnreadableFile, sniff
+from paperwire.sources.base import open_lines as reader_lines
 
 Parser = Callable[[Path], Iterable[PaperRecord | BadRecord]]
 
@@ -60,20 +61,7 @@ def detect_format(path: Path) -> str:
             return "hf-daily"
         raise UnreadableFile(f"{path}: a JSON array, but not of daily-papers entries")
     if stripped[0] == "{":
-        try:
-            obj = json.loads(first_line)
-        except json.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict):
-            if "_id" in obj and ("text" in obj or "title" in obj):
-                return "beir"
-            if "paper" in obj:
-                return "hf-daily"
-            if "id" in obj and "title" in obj and ("abstract" in obj or "versions" in obj):
-                return "arxiv-jsonl"
-        if hf_daily.looks_like_hf(stripped[:20000]):
-            return "hf-daily"
-        raise UnreadableFile(f"{path}: JSON, but not a format paperwire knows (see --format)")
+        return _detect_json_lines(path, stripped)
     if stripped[0] == "<":
         if "OAI-PMH" in stripped[:2000] and "oai-pmh" in FORMATS:
             return "oai-pmh"
@@ -86,6 +74,60 @@ def detect_format(path: Path) -> str:
     if listing.looks_like_listing(stripped):
         return "listing"
     raise UnreadableFile(f"{path}: cannot tell the format from its content; name one with --format")
+
+
+# JSON lines looked at to tell a format: a first line may be broken (or binary) and
+# skipped at import; the format is that of the first line that is a JSON object.
+SNIFF_JSON_LINES = 20
+
+
+def _json_format(obj) -> str | None:
+    if not isinstance(obj, dict):
+        return None
+    if "_id" in obj and ("text" in obj or "title" in obj):
+        return "beir"
+    if "paper" in obj:
+        return "hf-daily"
+    if "id" in obj and "title" in obj and ("abstract" in obj or "versions" in obj):
+        return "arxiv-jsonl"
+    return None
+
+
+def _detect_json_lines(path: Path, head: str) -> str:
+    """The format of a file starting with ``{``: JSON lines of some known kind, or a
+    JSON document (HF daily papers); a file whose lines are not JSON names the line."""
+    parsed_any = False
+    first_error: tuple[int, str] | None = None
+    seen = 0
+    with reader_lines(path) as lines:
+        for lineno, line in lines:
+            if isinstance(line, str) and not line.strip():
+                continue
+            seen += 1
+            if seen > SNIFF_JSON_LINES:
+                break
+            if not isinstance(line, str):
+                continue  # an unreadable line: skipped at import, with its number
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                if first_error is None:
+                    first_error = (lineno, getattr(exc, "msg", None) or "nested too deeply")
+                continue
+            name = _json_format(obj)
+            if name is not None:
+                return name
+            parsed_any = True
+    if hf_daily.looks_like_hf(head[:20000]):
+        return "hf-daily"
+    if not parsed_any and first_error is not None:
+        try:  # one JSON document over several lines is JSON (of some other kind)
+            json.JSONDecoder().raw_decode(head)
+        except json.JSONDecodeError as exc:
+            if exc.pos < len(head.rstrip()) - 1 or len(head) < 60_000:  # not just the sample's end
+                lineno, msg = first_error
+                raise UnreadableFile(f"{path}:{lineno}: invalid JSON: {msg}") from None
+    raise UnreadableFile(f"{path}: JSON, but not a format paperwire knows (see --format)")
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -108,6 +150,26 @@ def parse_path(path: Path, fmt: str = "auto") -> Iterator[PaperRecord | BadRecor
     return iter(parser(Path(path)))
 
 
+def file_records(index: int, path: Path, name: str, options: dict, start: int | None = 1
+                 ) -> Iterator[PaperRecord | BadRecord]:
+    """Records of file number ``index`` of an import, each marked with it; ``start``: the
+    first line to read (None: none, the file was imported already; see :mod:`.resume`)."""
+    if start is None:
+        return
+    kw = dict(options.get(name, {}))
+    if start > 1:
+        kw["start_line"] = start
+    for item in FORMATS[name][0](Path(path), **kw):
+        if isinstance(item, PaperRecord):
+            item._file = index
+        yield item
+
+
+def parser_options(*, year: int | None = None) -> dict[str, dict]:
+    """Keyword options per format name, for the parsers that take any."""
+    return {"listing": {"year": year}} if year is not None else {}
+
+
 def import_files(
     conn,
     paths: Iterable[str | Path],
@@ -119,6 +181,7 @@ def import_files(
     track_changes: bool = False,
     parallel: bool | None = None,
     bulk: bool | None = None,
+    year: int | None = None,
 ):
     """Import files into the store and return one :class:`~paperwire.ingest.ImportReport`.
 
@@ -128,6 +191,8 @@ def import_files(
     ``parallel`` parses in a second process (default: for inputs of 16 MiB or more).
     ``bulk`` loads an empty store with its secondary indexes built at the end
     (default: for inputs of 16 MiB or more; a store with papers is never bulk-loaded).
+    ``year`` is the year of listing pages' dates ("Mar 11"); by default it comes
+    from each file's time (see :mod:`paperwire.sources.listing`).
     """
     from paperwire.ingest import import_records, progress_bar
     from paperwire.store.db import page_cache, temp_files, transaction
@@ -140,16 +205,25 @@ def import_files(
         if not p.exists():
             raise UnreadableFile(f"{p}: no such file")
 
+    per_format = parser_options(year=year)
+    # A rerun of a killed import skips what that one committed (not under strict, where a
+    # kill leaves nothing); each batch records how far it got, in its own transaction.
+    key = None if strict else resume.plan_key(plan)
+    starts = resume.start_lines(plan, resume.load(conn, key) if key else None)
+
+    def mark(c, last: PaperRecord) -> None:
+        resume.save(c, key, last._file, last._line)
+
     def records() -> Iterator[PaperRecord | BadRecord]:
-        for p, name in plan:
-            yield from FORMATS[name][0](p)
+        for i, (p, name) in enumerate(plan):
+            yield from file_records(i, p, name, per_format, starts[i])
 
     size = reader.input_size(plan)
     if parallel is None:
         parallel = size >= reader.PARALLEL_MIN_BYTES
     if bulk is None:
         bulk = size >= BULK_MIN_BYTES
-    source = reader.parallel_records(plan) if parallel else records()
+    source = reader.parallel_records(plan, per_format, starts) if parallel else records()
 
     bar = progress_bar(desc="importing") if progress else None
     options = dict(batch_size=batch_size, on_progress=bar.update if bar is not None else None,
@@ -162,7 +236,11 @@ def import_files(
             if strict:
                 with transaction(conn):
                     return import_records(conn, source, strict=True, **options)
-            return import_records(conn, source, **options)
+            report = import_records(conn, source, on_commit=mark, **options)
+            with transaction(conn):
+                resume.clear(conn)  # finished: the same files imported again are read in full
+            report.resumed = resume.describe(plan, starts)
+            return report
     finally:
         if bar is not None:
             bar.close()

@@ -8,29 +8,41 @@ The CSV export has quirks the JSON does not: ids written as numbers
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 from typing import Iterator
 
 from paperwire.ingest import BadRecord
 from paperwire.model import PaperRecord, RecordError
-from paperwire.sources.base import delatex, iso_date, iter_csv_rows, iter_json_lines
+from paperwire.sources.base import RECORD_ERRORS, delatex, iso_date, iter_csv_rows, iter_json_lines, literal
 
 SOURCE = "arxiv-snapshot"
 _SPLIT_INITIALS = re.compile(r"\. -(?=\w)")
 
 
-def parse_jsonl(path: Path) -> Iterator[PaperRecord | BadRecord]:
-    """Records of a snapshot JSON-lines file, one paper a line."""
-    for lineno, obj in iter_json_lines(path):
-        yield obj if isinstance(obj, BadRecord) else _convert(obj, path, lineno)
+def parse_jsonl(path: Path, *, start_line: int = 1) -> Iterator[PaperRecord | BadRecord]:
+    """Records of a snapshot JSON-lines file, one paper a line (from line ``start_line`` on)."""
+    for lineno, obj in iter_json_lines(path, start_line):
+        if isinstance(obj, BadRecord):
+            yield obj
+            continue
+        rec = _convert(obj, path, lineno)
+        if isinstance(rec, PaperRecord):
+            rec._line = lineno  # where a resumed import may start over (paperwire.sources.resume)
+        yield rec
 
 
-def parse_csv(path: Path) -> Iterator[PaperRecord | BadRecord]:
-    """Records of the snapshot schema written as CSV (header row required)."""
-    for lineno, row in iter_csv_rows(path):
-        yield row if isinstance(row, BadRecord) else _convert(row, path, lineno)
+def parse_csv(path: Path, *, start_line: int = 1) -> Iterator[PaperRecord | BadRecord]:
+    """Records of the snapshot schema written as CSV (header row required), from the
+    record at line ``start_line`` on."""
+    for lineno, row, end in iter_csv_rows(path, start_line):
+        if isinstance(row, BadRecord):
+            yield row
+            continue
+        rec = _convert(row, path, lineno)
+        if isinstance(rec, PaperRecord):
+            rec._line = end  # a resumed import starts after the record's last line
+        yield rec
 
 
 def _convert(obj, path: Path, lineno: int) -> PaperRecord | BadRecord:
@@ -38,17 +50,17 @@ def _convert(obj, path: Path, lineno: int) -> PaperRecord | BadRecord:
         return BadRecord(str(path), lineno, "not a JSON object")
     try:
         return record_from_snapshot(obj)
-    except (RecordError, ValueError, SyntaxError, TypeError, KeyError) as exc:
+    except RECORD_ERRORS as exc:
         return BadRecord(str(path), lineno, str(exc) or type(exc).__name__)
 
 
-def _literal(value):
+def _literal(value, what: str):
     """JSON values arrive parsed; CSV ones as Python-literal strings."""
     if isinstance(value, str):
         value = value.strip()
         if not value:
             return None
-        return ast.literal_eval(value)
+        return literal(value, what)
     return value
 
 
@@ -59,7 +71,7 @@ def record_from_snapshot(obj: dict) -> PaperRecord:
         raise RecordError("missing id")
     if not str(obj.get("title") or "").strip():
         raise RecordError("missing title")
-    versions = _literal(obj.get("versions")) or []
+    versions = _literal(obj.get("versions"), "versions") or []
     dates = []
     latest = None
     for v in versions:
@@ -71,7 +83,7 @@ def record_from_snapshot(obj: dict) -> PaperRecord:
     update_date = iso_date(obj.get("update_date"))
     updated = max([d for d in (dates[-1] if dates else None, update_date) if d], default=None)
 
-    authors_parsed = _literal(obj.get("authors_parsed"))
+    authors_parsed = _literal(obj.get("authors_parsed"), "authors_parsed")
     if authors_parsed:
         authors = [_full_name(a) for a in authors_parsed]
     else:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Iterator
 
 from paperwire.ingest import BadRecord
-from paperwire.model import PaperRecord, RecordError
-from paperwire.sources.base import iter_json_lines
+from paperwire.model import PaperRecord
+from paperwire.sources.base import RECORD_ERRORS, iter_json_lines
 
 SOURCE = "beir"
 
@@ -24,23 +24,25 @@ def corpus_path(path: Path) -> Path:
     return path / "corpus.jsonl" if path.is_dir() else path
 
 
-def parse(path: Path) -> Iterator[PaperRecord | BadRecord]:
-    """Documents of a BEIR corpus file (or folder)."""
+def parse(path: Path, *, start_line: int = 1) -> Iterator[PaperRecord | BadRecord]:
+    """Documents of a BEIR corpus file (or folder), from line ``start_line`` on."""
     path = corpus_path(path)
-    for lineno, obj in iter_json_lines(path):
+    for lineno, obj in iter_json_lines(path, start_line):
         if isinstance(obj, BadRecord):
             yield obj
             continue
         if not isinstance(obj, dict) or "_id" not in obj:
             yield BadRecord(str(path), lineno, "missing _id")
             continue
-        text = obj.get("text") or ""
-        # Some BEIR corpora have empty titles; the start of the text stands in.
-        title = (obj.get("title") or "").strip() or " ".join(text.split()[:12])
         try:
-            yield PaperRecord(title=title, abstract=text, source=SOURCE, external_id=str(obj["_id"]))
-        except RecordError as exc:
-            yield BadRecord(str(path), lineno, str(exc))
+            text = obj.get("text") or ""
+            # Some BEIR corpora have empty titles; the start of the text stands in.
+            title = (obj.get("title") or "").strip() or " ".join(text[:4096].split()[:12])
+            rec = PaperRecord(title=title, abstract=text, source=SOURCE, external_id=str(obj["_id"]))
+            rec._line = lineno  # see paperwire.sources.resume
+            yield rec
+        except RECORD_ERRORS as exc:
+            yield BadRecord(str(path), lineno, str(exc) or type(exc).__name__)
 
 
 def load_queries(folder: Path) -> dict[str, str]:

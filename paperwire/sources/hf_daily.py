@@ -15,7 +15,7 @@ from typing import Iterator
 
 from paperwire.ingest import BadRecord
 from paperwire.model import PaperRecord, RecordError
-from paperwire.sources.base import iso_date, open_text
+from paperwire.sources.base import RECORD_ERRORS, iso_date, read_limited
 
 SOURCE = "hf-daily"
 
@@ -24,10 +24,21 @@ def looks_like_hf(head: str) -> bool:
     return '"paper"' in head and ('"summary"' in head or '"upvotes"' in head or '"title"' in head)
 
 
+# A day's response is ~200 KB; the whole document is read at once, so it is bounded.
+MAX_DOCUMENT_CHARS = 64 * 2**20
+
+
 def parse(path: Path) -> Iterator[PaperRecord | BadRecord]:
     """Entries of a saved daily-papers response (array or JSON lines)."""
-    with open_text(path) as fh:
-        text = fh.read()
+    try:
+        text = read_limited(path, MAX_DOCUMENT_CHARS)
+    except ValueError as exc:  # not UTF-8, or a broken .gz
+        yield BadRecord(str(path), 1, str(exc))
+        return
+    if text is None:
+        yield BadRecord(str(path), 1, f"file too long for a daily-papers response (more than "
+                                      f"{MAX_DOCUMENT_CHARS:,} characters); split it into JSON lines")
+        return
     yield from parse_text(text, str(path))
 
 
@@ -57,6 +68,9 @@ def parse_text(text: str, origin: str = "<response>") -> Iterator[PaperRecord | 
         except json.JSONDecodeError as exc:
             yield BadRecord(origin, exc.lineno, f"invalid JSON: {exc.msg}")
             return  # the rest of the document cannot be located reliably
+        except RecursionError:
+            yield BadRecord(origin, line, "invalid JSON: nested too deeply")
+            return
         yield _convert(obj, origin, line)
         pos = end
 
@@ -70,7 +84,7 @@ def _skip_ws(text: str, pos: int) -> int:
 def _convert(obj, origin: str, line: int) -> PaperRecord | BadRecord:
     try:
         return record_from_entry(obj)
-    except (RecordError, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except RECORD_ERRORS as exc:
         return BadRecord(origin, line, str(exc) or type(exc).__name__)
 
 

@@ -23,7 +23,7 @@ from typing import Iterator
 
 from paperwire.ingest import BadRecord
 from paperwire.model import PaperRecord, RecordError
-from paperwire.sources.base import open_text
+from paperwire.sources.base import open_lines
 
 SOURCE = "listing"
 
@@ -41,6 +41,7 @@ _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
 _GLUED = re.compile(r"^Subscribe(?=[A-Z0-9\"'(\[])")
 # A title is a line; an abstract is prose. These bounds only catch broken pairs.
 MAX_TITLE = 400
+MAX_PAGE_BYTES = 64 * 2**20  # a saved page is ~100 KB
 MIN_ABSTRACT = 150
 
 
@@ -106,8 +107,12 @@ def parse(path: Path, *, year: int | None = None) -> Iterator[PaperRecord | BadR
     lines: list[tuple[int, str, date | None]] = []
     page_day: date | None = None
     in_header = True
-    with open_text(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
+    # Bounded: an over-long or binary line is a skip, and a page (held whole below) has a size limit.
+    with open_lines(path, max_total=MAX_PAGE_BYTES) as fh:
+        for lineno, raw in fh:
+            if isinstance(raw, BadRecord):
+                yield raw
+                continue
             line = raw.strip()
             if not line:
                 continue

@@ -22,6 +22,7 @@ entity is refused before anything is expanded. Fetching lives in
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -31,12 +32,14 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 from paperwire.ingest import BadRecord
-from paperwire.model import PaperRecord, RecordError, parse_arxiv_id
-from paperwire.sources.base import delatex, iso_date
+from paperwire.model import FIELD_LIMITS, MAX_AUTHORS, PaperRecord, RecordError, parse_arxiv_id
+from paperwire.sources.base import RECORD_ERRORS, delatex, iso_date
 
 SOURCE = "oai-pmh"  # the name paperwire.model.SOURCE_RANK knows
 FORMATS = ("arXiv", "arXivRaw")
 _CHUNK = 1 << 20
+# Longest text kept of one element: above every field limit of PaperRecord.
+MAX_TEXT_CHARS = 2 * FIELD_LIMITS["abstract"]
 
 
 class OaiXMLError(ValueError):
@@ -86,6 +89,7 @@ class _Collector:
     def __init__(self) -> None:
         self.stack: list[str] = []
         self.buf: list[str] = []
+        self.buf_chars = 0  # of the element's text, also past MAX_TEXT_CHARS (not kept)
         self.rec: dict | None = None
         self.author: dict | None = None
         self.version: str | None = None
@@ -106,6 +110,7 @@ class _Collector:
         parent = self.stack[-1] if self.stack else None
         self.stack.append(name)
         self.buf = []
+        self.buf_chars = 0
         rec = self.rec
         if name == "record":
             self.rec = {"line": self.line(), "sets": [], "authors": [], "versions": [], "fields": {},
@@ -126,14 +131,27 @@ class _Collector:
             self.error_code = attrs.get("code", "unknown")
 
     def data(self, text: str) -> None:
-        self.buf.append(text)
+        # A gigabyte <title> in a small .gz: keep only what a valid field could hold.
+        if self.buf_chars <= MAX_TEXT_CHARS:
+            self.buf.append(text)
+        self.buf_chars += len(text)
 
     def end(self, tag: str) -> None:
         name = self.stack.pop()
         text = "".join(self.buf)
-        self.buf = []
+        chars, self.buf, self.buf_chars = self.buf_chars, [], 0
+        too_long = chars > MAX_TEXT_CHARS
         parent = self.stack[-1] if self.stack else None
         rec = self.rec
+        if rec is not None and (too_long or len(rec["authors"]) > MAX_AUTHORS or len(rec["versions"]) > 1000):
+            # The record is skipped (see convert); keep no more of it.
+            if too_long and not rec.get("too_long"):
+                rec["too_long"] = f"<{name}> too long ({chars:,} characters; the limit is {MAX_TEXT_CHARS:,})"
+            elif not rec.get("too_long"):
+                rec["too_long"] = "too many <author> or <version> elements"
+            if name != "record":
+                return
+            text = ""
         if rec is not None:
             if name == "record":
                 self.done.append(rec)
@@ -236,6 +254,10 @@ def iter_items(chunks: Iterable[bytes], origin: str) -> Iterator[PaperRecord | B
         yield from _drain(target, origin)
         yield BadRecord(origin, exc.line, exc.reason)
         return
+    except (EOFError, OSError, zlib.error) as exc:  # a truncated or corrupt .gz
+        yield from _drain(target, origin)
+        yield BadRecord(origin, target.line(), f"unreadable compressed data ({exc})")
+        return
     yield from _drain(target, origin)
     for code, message in target.errors:
         if code != "noRecordsMatch":
@@ -293,6 +315,8 @@ def convert(raw: dict, origin: str) -> PaperRecord | BadRecord | Deleted:
     stamp = (raw.get("datestamp") or "")[:10] or None
     if raw["deleted"]:
         return Deleted(ident, arxiv_id_from_identifier(ident), stamp, line)
+    if raw.get("too_long"):
+        return BadRecord(origin, line, f"{ident}: {raw['too_long']}")
     fmt = raw["format"]
     try:
         if fmt is None:
@@ -300,7 +324,7 @@ def convert(raw: dict, origin: str) -> PaperRecord | BadRecord | Deleted:
         if fmt not in FORMATS:
             raise RecordError(f"unsupported metadata format <{fmt}> (use arXiv or arXivRaw)")
         rec = _from_arxiv(raw) if fmt == "arXiv" else _from_arxiv_raw(raw)
-    except (RecordError, ValueError) as exc:
+    except RECORD_ERRORS as exc:
         return BadRecord(origin, line, f"{ident}: {exc}")
     return rec
 

@@ -33,15 +33,15 @@ def input_size(plan: list[tuple[Path, str]]) -> int:
     return total
 
 
-def _produce(plan, sender) -> None:
+def _produce(plan, sender, options=None, starts=None) -> None:
     from paperwire.ingest import prepare_record
     from paperwire.model import PaperRecord
-    from paperwire.sources import FORMATS
+    from paperwire.sources import file_records
 
     try:
         batch = []
-        for path, name in plan:
-            for item in FORMATS[name][0](Path(path)):
+        for i, (path, name) in enumerate(plan):
+            for item in file_records(i, Path(path), name, options or {}, starts[i] if starts else 1):
                 if isinstance(item, PaperRecord):
                     prepare_record(item)  # hashes and JSON here, off the writer's plate
                 batch.append(item)
@@ -65,13 +65,16 @@ def _produce(plan, sender) -> None:
         sender.close()
 
 
-def parallel_records(plan: list[tuple[Path, str]]) -> Iterator:
-    """Yield the records of ``plan`` (path, format) parsed in a child process."""
+def parallel_records(plan: list[tuple[Path, str]], options: dict | None = None,
+                     starts: list[int | None] | None = None) -> Iterator:
+    """Yield the records of ``plan`` (path, format) parsed in a child process;
+    ``options`` maps a format name to its parser's keyword options, ``starts`` gives
+    each file's first line (see :func:`paperwire.sources.file_records`)."""
     ctx = mp.get_context("spawn")  # no inherited SQLite handles or threads
     # One-way pipe; the child holds only the write end, so if this process dies the
     # child's next send fails and it exits rather than lingering.
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_produce, args=([(str(p), n) for p, n in plan], sender), daemon=True)
+    proc = ctx.Process(target=_produce, args=([(str(p), n) for p, n in plan], sender, options, starts), daemon=True)
     proc.start()
     sender.close()
     try:

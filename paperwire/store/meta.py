@@ -21,4 +21,12 @@ def database_file(conn: sqlite3.Connection) -> str | None:
 
 
 def table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        from paperwire.store.dialect import table_exists as pg_table_exists
+
+        return pg_table_exists(conn, name)
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name=?", (name,)).fetchone() is not None
+
+
+def delete_meta(conn: sqlite3.Connection, key: str) -> None:
+    conn.execute("DELETE FROM meta WHERE key=?", (key,))

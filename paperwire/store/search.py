@@ -167,6 +167,49 @@ def lexical_count(conn: sqlite3.Connection, match: str, cap: int) -> int:
     ).fetchone()[0]
 
 
+def lexical_members(
+    conn: sqlite3.Connection,
+    match: str,
+    rowids: Sequence[int],
+    *,
+    published_from: str | None = None,
+    published_to: str | None = None,
+) -> set[int]:
+    """Which of ``rowids`` an FTS5 match expression (and date bounds) matches."""
+    ids = [int(r) for r in rowids]
+    out: set[int] = set()
+    for i in range(0, len(ids), _CHUNK):
+        part = ids[i : i + _CHUNK]
+        where, params = ["search_fts MATCH ?", f"f.rowid IN ({','.join('?' * len(part))})"], [match, *part]
+        join = ""
+        if published_from or published_to:
+            join = " JOIN papers p ON p.id=f.rowid"
+            if published_from:
+                where.append("COALESCE(p.published, p.feed_date) >= ?")
+                params.append(published_from)
+            if published_to:
+                where.append("COALESCE(p.published, p.feed_date) < ?")
+                params.append(published_to)
+        out.update(r[0] for r in conn.execute(f"SELECT f.rowid FROM search_fts f{join} WHERE {' AND '.join(where)}", params))
+    return out
+
+
+def lexical_count_dated(conn: sqlite3.Connection, match: str, cap: int, published_from: str | None,
+                        published_to: str | None) -> int:
+    """Like :func:`lexical_count`, within publication date bounds."""
+    where, params = ["search_fts MATCH ?"], [match]
+    if published_from:
+        where.append("COALESCE(p.published, p.feed_date) >= ?")
+        params.append(published_from)
+    if published_to:
+        where.append("COALESCE(p.published, p.feed_date) < ?")
+        params.append(published_to)
+    return conn.execute(
+        f"SELECT COUNT(*) FROM (SELECT f.rowid FROM search_fts f JOIN papers p ON p.id=f.rowid "
+        f"WHERE {' AND '.join(where)} LIMIT ?)", params + [cap]
+    ).fetchone()[0]
+
+
 def hidden_rowids(conn: sqlite3.Connection) -> frozenset[int]:
     """Rowids of hidden papers (read through the partial index ``papers_hidden``)."""
     return frozenset(r[0] for r in conn.execute("SELECT id FROM papers WHERE hidden=1"))
@@ -238,11 +281,15 @@ def filtered_recent(
     order: str = "date",
     limit: int = 20,
     offset: int = 0,
+    excluded: str | None = None,
 ) -> tuple[list[int], int]:
     """Papers matching only structured filters (no text), newest or most voted first,
-    and how many match."""
+    and how many match. ``excluded``: an FTS5 expression; papers it matches are left out."""
     where, params = ["p.hidden = 0"], []
     _filter_clauses(where, params, authors, categories, published_from, published_to)
+    if excluded:
+        where.append("p.id NOT IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)")
+        params.append(excluded)
     w = " AND ".join(where)
     order_sql = ("p.upvotes + p.local_upvotes DESC, " if order == "votes" else "") + "COALESCE(p.published, p.feed_date) DESC, p.id DESC"
     ids = [r[0] for r in conn.execute(f"SELECT p.id FROM papers p WHERE {w} ORDER BY {order_sql} LIMIT ? OFFSET ?", params + [limit, offset])]
