@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from paperwire.cli.common import echo_json, fail, pass_ctx
+from paperwire.cli.common import clip_line, echo_json, fail, pass_ctx
 
 MODE = click.Choice(["hybrid", "lexical", "semantic"])
 
@@ -125,12 +125,12 @@ def search_cmd(ctx, query, limit, offset, mode, sort, batch, embedder, as_json):
     if not res.hits:
         click.echo("no results")
         return
-    click.echo(f"{res.total} results ({res.mode}); showing {offset + 1}-{offset + len(res.hits)}")
+    click.echo(f"{res.total_text()} results ({res.mode}); showing {offset + 1}-{offset + len(res.hits)}")
     for i, h in enumerate(res.hits, offset + 1):
         p = h.paper
         authors = ", ".join(p.get("authors", [])[:3]) + (" et al." if len(p.get("authors", [])) > 3 else "")
         date = (p.get("published") or p.get("feed_date") or "")[:10]
-        click.echo(f"{i:3d}. [{h.paper_id}] {h.title}  ({h.score:.3f})")
+        click.echo(clip_line(f"{i:3d}. [{h.paper_id}] ", h.title, f"  ({h.score:.3f})"))
         meta = " | ".join(x for x in (authors, date) if x)
         if meta:
             click.echo(f"     {meta}")
@@ -155,7 +155,7 @@ def similar_cmd(ctx, paper_id, limit, as_json):
     if not hits:
         click.echo("no similar papers")
     for i, h in enumerate(hits, 1):
-        click.echo(f"{i:3d}. [{h.paper_id}] {h.title}  ({h.score:.3f})")
+        click.echo(clip_line(f"{i:3d}. [{h.paper_id}] ", h.title, f"  ({h.score:.3f})"))
 
 
 @click.command("eval")

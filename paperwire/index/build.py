@@ -22,9 +22,11 @@ import sqlite3
 import sys
 import time
 
+from paperwire.index import spell
 from paperwire.index.lexical import doc_fields
 from paperwire.store import embeddings as emb_store
 from paperwire.store import search as sql
+from paperwire.store import vocab as vocab_sql
 from paperwire.store.db import transaction
 from paperwire.store.papers import count_papers
 
@@ -50,6 +52,7 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
     since = int(sql.get_state(conn, "lexical_rev", "0"))
     upto = sql.store_rev(conn)
     stats = {"scanned": 0, "indexed": 0, "removed": 0}
+    vocab = spell.vocab_built(conn)
     if upto > since:
         bar = _progress(sql.count_changed_between(conn, since, upto), "lexical", progress)
         after = 0
@@ -66,6 +69,10 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
                 if have.get(r["id"], (None, None))[1] != lh:
                     docs.append((r["id"], *fields, r["content_hash"], lh))
             with transaction(conn):
+                if vocab:
+                    # The vocabulary moves with the index, in the same transaction.
+                    old = vocab_sql.indexed_texts(conn, [d[0] for d in docs])
+                    spell.apply_delta(conn, spell.delta_for(old, {d[0]: (d[1], d[2]) for d in docs}))
                 stats["indexed"] += sql.write_lexical(conn, docs)
             stats["scanned"] += len(rows)
             if bar:
@@ -75,6 +82,8 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
     if sql.count_indexed(conn) > count_papers(conn):
         gone = sql.orphan_docs(conn)
         with transaction(conn):
+            if vocab:
+                spell.apply_delta(conn, spell.delta_for(vocab_sql.indexed_texts(conn, gone), {}))
             sql.delete_docs(conn, gone)
             prev = sql.get_state(conn, "deleted_rowids", "")
             sql.set_state(conn, "deleted_rowids", ",".join(filter(None, [prev, ",".join(map(str, gone))])))
@@ -84,6 +93,9 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
     if upto > since:
         with transaction(conn):
             sql.set_state(conn, "lexical_rev", upto)
+    if not vocab:
+        # First run, or a store indexed before the vocabulary existed: count it all once.
+        stats["vocabulary"] = spell.rebuild_vocab(conn)
     return stats
 
 

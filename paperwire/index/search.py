@@ -12,17 +12,16 @@ the store changes.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 from paperwire.index.hybrid import DEFAULT_FUSION, FusionParams, fuse
 from paperwire.index.lexical import DEFAULT_WEIGHTS, highlight, lexical_search, more_like_this
-from paperwire.index.query import ParsedQuery, QueryError, fts_expression, parse_query
+from paperwire.index.query import ParsedQuery, QueryError, check_searchable, exclusion_expression, parse_query
+from paperwire.index.resultset import NO_MATCH_COSINE, _Flags, count_results, no_match_cosine  # noqa: F401
+from paperwire.index.spell import rewrite_words
 from paperwire.store import papers as papers_sql
 from paperwire.store import search as sql
-from paperwire.store.accounts import cache_revs
-from paperwire.store.meta import database_file
 
 __all__ = ["Hit", "SearchResults", "QueryError", "search", "similar", "MODES", "SORTS"]
 
@@ -31,6 +30,8 @@ SORTS = ("relevance", "date", "votes")
 MAX_LIMIT = 100
 MAX_DEPTH = 1000  # offset + limit: deeper pages are not useful and cost time
 COUNT_CAP = 10_000
+# A query with a misspelt word that matches fewer papers than this is run corrected.
+FEW_MATCHES = 5
 
 
 @dataclass
@@ -64,63 +65,22 @@ class SearchResults:
     offset: int = 0
     limit: int = 20
     sort: str = "relevance"
+    total_exact: bool = True        # False: ``total`` is a lower bound (show "N+")
+    suggestion: str | None = None   # "did you mean": the query with misspelt words corrected
+    corrected_from: str | None = None  # these are the results of ``query``, corrected from this
+    no_match: bool = False          # nothing contains the words and nothing is close in meaning
+
+    def total_text(self) -> str:
+        """The total for people: "1,234" when exact, "1,234+" when a lower bound."""
+        return f"{self.total:,}" + ("" if self.total_exact else "+")
 
     def to_dict(self, *, with_paper: bool = False) -> dict:
         return {
-            "query": self.query, "mode": self.mode, "total": self.total, "offset": self.offset,
-            "limit": self.limit, "sort": self.sort, "notes": list(self.notes),
+            "query": self.query, "mode": self.mode, "total": self.total, "total_exact": self.total_exact,
+            "suggestion": self.suggestion, "corrected_from": self.corrected_from, "no_match": self.no_match,
+            "offset": self.offset, "limit": self.limit, "sort": self.sort, "notes": list(self.notes),
             "hits": [h.to_dict(with_paper=with_paper) for h in self.hits],
         }
-
-
-class _Flags:
-    """Hidden papers and ``{rowid: (hidden, date, votes)}``, remembered per database and
-    store revisions.
-
-    Every search drops hidden candidates; date and vote sorts also need each candidate's
-    date and votes. Both change only with a write that bumps ``meta.rev`` or ``meta.web_rev``
-    (imports, votes, hides: the same pair that keys the web page cache), so a memo keyed on
-    the pair is never stale: the revisions are read before the rows. Hidden papers are few
-    and come from a partial index in one query, so first pages by relevance (most searches)
-    skip the per-candidate read: ~200 random B-tree lookups, ~0.3 ms at 100k papers."""
-
-    MAX_ENTRIES = 250_000  # ~25 MB of per-paper entries; then they start over
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._key: tuple | None = None
-        self._hidden: frozenset[int] | None = None
-        self._data: dict[int, tuple] = {}
-
-    def _current(self, conn: sqlite3.Connection) -> tuple[tuple, frozenset[int] | None, dict[int, tuple]]:
-        key = (database_file(conn) or id(conn), cache_revs(conn))
-        with self._lock:
-            if key != self._key or len(self._data) > self.MAX_ENTRIES:
-                self._key, self._hidden, self._data = key, None, {}
-            return key, self._hidden, self._data
-
-    def hidden(self, conn: sqlite3.Connection) -> frozenset[int]:
-        """Rowids of the hidden papers."""
-        key, hidden, _ = self._current(conn)
-        if hidden is None:
-            hidden = sql.hidden_rowids(conn)
-            with self._lock:
-                # Another thread may have moved the key on (a hide committed meanwhile):
-                # then this set may be older than that revision and must not be kept for it.
-                if self._key == key:
-                    self._hidden = hidden
-        return hidden
-
-    def meta(self, conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, tuple]:
-        """``{rowid: (hidden, date, votes)}`` of the papers that exist among ``rowids``."""
-        _, _, data = self._current(conn)
-        out = {r: data[r] for r in rowids if r in data}
-        missing = [r for r in rowids if r not in out]
-        if missing:
-            fresh = sql.paper_meta(conn, missing)
-            out.update(fresh)
-            data.update(fresh)  # a dict replaced meanwhile is simply dropped with its key
-        return out
 
 
 _FLAGS = _Flags()
@@ -185,6 +145,7 @@ def search(
     weights: Sequence[float] | None = None,
     with_snippets: bool = True,
     with_title_html: bool = True,
+    correct: bool = True,
     **filters,
 ) -> SearchResults:
     """Search papers. Filters: ``author``, ``category``, ``year``, ``after``, ``before``
@@ -192,18 +153,25 @@ def search(
     never raises on FTS syntax. Semantic/hybrid without an embedding backend or vectors
     runs lexically and says why in ``notes``. ``with_snippets=False`` skips the highlighted
     snippets, ``with_title_html=False`` only the highlighted titles (callers that show plain
-    titles: about a third of a web search's highlighting time)."""
+    titles: about a third of a web search's highlighting time).
+
+    Words that no paper contains are checked against the corpus vocabulary
+    (:mod:`paperwire.index.spell`): when they make up half the words, or the query finds
+    fewer than ``FEW_MATCHES`` papers, the corrected query is searched (``corrected_from``
+    set, a note says so); otherwise ``suggestion`` offers it. ``correct=False`` turns this
+    off. A query with no lexical match whose best cosine is below the embedder's
+    threshold returns no hits, ``no_match=True`` and a note."""
     if mode not in MODES:
         raise QueryError(f"Unknown search mode {mode!r}: use one of {', '.join(MODES)}.")
     if sort not in SORTS:
         raise QueryError(f"Unknown sort {sort!r}: use one of {', '.join(SORTS)}.")
     limit, offset = _check_paging(limit, offset)
-    pq = parse_query(query)
+    pq = parse_query(query, require_terms=False)
     _apply_filters(pq, dict(filters))
+    check_searchable(pq)  # "-word" with a filter from the form: the filter minus the word
     fusion = fusion or DEFAULT_FUSION
     weights = tuple(weights or DEFAULT_WEIGHTS)
     notes: list[str] = []
-    need = offset + limit
 
     if not pq.has_text:
         # Filters only (author:/cat:/dates): newest (or most voted) first.
@@ -225,6 +193,7 @@ def search(
         ids, total = sql.filtered_recent(
             conn, authors=pq.authors, categories=pq.categories, published_from=pq.date_from,
             published_to=pq.date_to, order="votes" if sort == "votes" else "date", limit=limit, offset=offset,
+            excluded=exclusion_expression(pq),
         )
         if sort == "relevance":
             notes.append("no search words: newest first")
@@ -232,6 +201,75 @@ def search(
         return _results(conn, ranked, total, "lexical", notes, pq, offset, limit, sort, paged=True,
                         with_snippets=with_snippets, with_title_html=with_title_html)
 
+    kw = dict(mode=mode, limit=limit, offset=offset, sort=sort, embedder=embedder, fusion=fusion, weights=weights,
+              with_snippets=with_snippets, with_title_html=with_title_html)
+    fixes, unknown = _spelling(conn, pq) if correct else ({}, [])
+    all_fixed = bool(fixes) and len(fixes) == len(unknown)
+    if all_fixed and 2 * len(unknown) >= len(pq.words):
+        # Half the words or more are in no paper: the original can only match on the rest.
+        alt = _corrected(conn, pq, fixes, filters, notes, kw)
+        if alt is not None:
+            return alt
+    res, n_lex = _ranked(conn, pq, notes=notes, **kw)
+    if all_fixed and n_lex < FEW_MATCHES:
+        alt = _corrected(conn, pq, fixes, filters, notes, kw)
+        if alt is not None:
+            return alt
+    if fixes:
+        # Both find something (the corrected words are in the vocabulary by construction):
+        # keep the original and offer the correction. Uncorrectable words are dropped from
+        # the suggestion only when nothing matched ("xyzzyqwerty plugh" -> "plug").
+        drop = [w for w in unknown if w not in fixes] if res.no_match else []
+        res.suggestion = rewrite_words(pq.raw, {w: c.suggestion for w, c in fixes.items()}, drop=drop) or None
+    if res.no_match:
+        note = f'no paper matches "{pq.raw}"'
+        if res.suggestion:
+            note += f'; did you mean "{res.suggestion}"?'
+        res.notes.append(note)
+    elif res.suggestion:
+        res.notes.append(f'did you mean "{res.suggestion}"?')
+    return res
+
+
+def _spelling(conn, pq: ParsedQuery) -> tuple[dict, list[str]]:
+    """(corrections for the query's unknown words, the unknown words)."""
+    if not pq.words:
+        return {}, []
+    from paperwire.index.spell import get_speller
+
+    sp = get_speller(conn)
+    if sp is None:
+        return {}, []
+    unknown = [w for w in pq.words if not sp.is_known(w)]
+    # Typed with a capital inside (dLNs, ComYMV, BERTology): an acronym or a name, not a typo.
+    from paperwire.index.query import WORD
+
+    named = {t.lower() for t in WORD.findall(pq.raw) if t[1:] != t[1:].lower()}
+    return (sp.corrections([w for w in unknown if w not in named]) if unknown else {}), unknown
+
+
+def _corrected(conn, pq: ParsedQuery, fixes: dict, filters: dict, notes: list[str], kw: dict) -> SearchResults | None:
+    """The results of the corrected query, noting the correction; None if it finds nothing."""
+    raw = rewrite_words(pq.raw, {w: c.suggestion for w, c in fixes.items()})
+    try:
+        pq2 = parse_query(raw, require_terms=False, max_chars=10_000)
+        _apply_filters(pq2, dict(filters))
+        check_searchable(pq2)
+    except QueryError:
+        return None
+    res, _ = _ranked(conn, pq2, notes=list(notes), **kw)
+    if not res.hits:
+        return None
+    missing = ", ".join(f'"{w}"' for w in fixes)
+    res.notes.insert(0, f'showing results for "{raw}" (no paper contains {missing})')
+    res.corrected_from = pq.raw
+    return res
+
+
+def _ranked(conn, pq: ParsedQuery, *, mode, limit, offset, sort, embedder, fusion, weights, with_snippets,
+            with_title_html, notes) -> tuple[SearchResults, int]:
+    """A query with words or phrases: (results, lexical matches found: a lower bound)."""
+    need = offset + limit
     used = mode
     view = emb = None
     if mode in ("hybrid", "semantic"):
@@ -248,13 +286,33 @@ def search(
             notes.append("showing lexical results")
             used = "lexical"
 
-    # One more than the page (at least 50) so callers can tell whether a next page exists.
-    pool = max(need + 1, fusion.pool if used == "hybrid" else 50)
-    if sort != "relevance":
-        pool = max(pool, 200)
+    from paperwire.index.fastlex import fast_ready
+    from paperwire.index.lexical import fast_filters
+
+    # The result set, the same whatever the sort or page: every lexical match, plus (hybrid)
+    # those of the `base` nearest papers by meaning above the no-match threshold. Totals
+    # count that set.
+    base = fusion.pool if used == "hybrid" else 50
+    # Pages within the first `base` results rank that pool; deeper pages rank a fixed deep
+    # pool (and keep the first `base` as the shallow ranking had them), so every page of a
+    # query comes from the same ordering: no paper shown twice or skipped between pages.
+    deep = need > base
+    pool = MAX_DEPTH if deep else base
     lex: list[tuple[int, float]] = []
-    if used in ("lexical", "hybrid") or (used == "semantic" and (pq.phrases or pq.excluded)):
-        lex = lexical_search(conn, pq, limit=pool if used != "semantic" else MAX_DEPTH * 5, weights=weights)
+    lex_asked = 0
+    fast = fast_ready(conn) if used != "semantic" else None
+    if used in ("lexical", "hybrid"):
+        if sort == "date" and fast is not None and (pq.words or pq.phrases):
+            # Exact date order of all lexical matches: tantivy sorts them by its day field.
+            lex_asked = need + 1
+            lex = fast.search(pq.words, lex_asked, order="date", **fast_filters(pq))
+        else:
+            # Date (without tantivy) and vote orders sort the MAX_DEPTH best matches.
+            lex_asked = pool if sort == "relevance" else MAX_DEPTH
+            lex = lexical_search(conn, pq, limit=lex_asked, weights=weights)
+    elif pq.phrases or pq.excluded:
+        lex_asked = MAX_DEPTH * 5
+        lex = lexical_search(conn, pq, limit=lex_asked, weights=weights)
     sem: list[tuple[int, float]] = []
     if view is not None:
         qvec = encode_query(emb, pq.text or " ".join(pq.words))
@@ -262,16 +320,33 @@ def search(
         if pq.phrases or pq.excluded:
             # Phrases and exclusions are hard constraints: only lexical matches qualify.
             restrict = {r for r, _ in lex} if used == "semantic" else {r for r, _ in lexical_search(conn, pq, limit=MAX_DEPTH * 5, weights=weights)}
+        # Hybrid takes only the `base` nearest as candidates (lexical ones get their cosine
+        # looked up); semantic mode pages through its own list.
+        sem_k = base if used == "hybrid" else pool
         if restrict is not None:
-            sem = view.top(qvec, pool, allowed=restrict) if restrict else []
+            sem = view.top(qvec, sem_k, allowed=restrict) if restrict else []
         else:
-            sem = view.top(qvec, pool * (8 if pq.has_filters else 1))
+            sem = view.top(qvec, sem_k * (8 if pq.has_filters else 1))
         if pq.has_filters and sem:
             keep = sql.filter_rowids(conn, [r for r, _ in sem], authors=pq.authors, categories=pq.categories,
                                      published_from=pq.date_from, published_to=pq.date_to)
             sem = [t for t in sem if t[0] in keep]
-        sem = sem[:pool]
+        sem = sem[:sem_k]
+        has_lex = bool(lex) or (used == "semantic" and not (pq.phrases or pq.excluded)
+                                and bool(lexical_search(conn, pq, limit=1, weights=weights)))
+        threshold = no_match_cosine(emb)
+        if not has_lex and threshold is not None and (not sem or sem[0][1] < threshold):
+            # Nothing contains the words and nothing is close in meaning: say so instead of
+            # listing the nearest neighbours, which always exist.
+            return _empty(pq, used, notes, offset, limit, sort), 0
 
+    if not lex and used == "lexical":
+        return _empty(pq, used, notes, offset, limit, sort), 0
+    lexset = {r for r, _ in lex}
+    # The nearest papers by meaning join the set only when close enough to count as results
+    # (the no-match threshold): a date-sorted list is not padded with unrelated neighbours.
+    floor = no_match_cosine(emb) if emb is not None else None
+    near = [r for r, c in sem[:base] if floor is None or c >= floor] if used == "hybrid" else []
     if used == "lexical":
         ranked = lex
     elif used == "semantic":
@@ -284,33 +359,29 @@ def search(
             return dict(zip(found, (vecs @ qvec).tolist()))
 
         ranked = fuse(lex, sem, fusion, cosine_of=cosine_of)
-        if sort != "relevance" and lex:
-            # Date/vote order needs a set of matches, and semantic neighbours never run
-            # out; the lexical matches are that set (ranked candidates only add noise).
-            matched = {r for r, _ in lex}
-            ranked = [t for t in ranked if t[0] in matched]
+        allowed = lexset.union(near)
+        ranked = [t for t in ranked if t[0] in allowed]
+        if deep and sort == "relevance" and len(lex) > base:
+            head_lex = lex[:base]
+            head_ok = {r for r, _ in head_lex}.union(near)
+            head = [t for t in fuse(head_lex, sem, fusion, cosine_of=cosine_of) if t[0] in head_ok][:base]
+            shown = {r for r, _ in head}
+            ranked = head + [t for t in ranked if t[0] not in shown]
 
-    total = len(ranked)
-    # Exact counts walk every match: only for narrow queries (phrases, filters), never for
-    # ranked words, where "more than the pool" is all a pager needs (and which are most
-    # requests: they skip the index-state reads below as well).
-    if used in ("lexical", "hybrid") and len(lex) >= pool and not pq.words:
-        from paperwire.index.fastlex import fast_ready
+    hidden = _FLAGS.hidden(conn)
+    if used == "semantic":
+        total, exact = len([r for r, _ in ranked if r not in hidden]), len(sem) < pool
+    else:
+        total, exact = count_results(conn, pq, lex, lex_asked, near, hidden, fast, cap=COUNT_CAP)
+    res = _results(conn, ranked, total, used, notes, pq, offset, limit, sort, with_snippets=with_snippets,
+                   with_title_html=with_title_html)
+    res.total_exact = exact and res.total == total
+    return res, len(lex)
 
-        fast = fast_ready(conn)
-        if fast is not None:
-            from paperwire.index.lexical import fast_filters
 
-            total = max(total, min(COUNT_CAP, fast.count(pq.words, **fast_filters(pq))))
-        else:
-            expr = fts_expression(pq)
-            if expr and not (pq.date_from or pq.date_to):
-                try:
-                    total = max(total, sql.lexical_count(conn, expr, COUNT_CAP))
-                except sqlite3.OperationalError:
-                    pass
-    return _results(conn, ranked, total, used, notes, pq, offset, limit, sort, with_snippets=with_snippets,
-                    with_title_html=with_title_html)
+def _empty(pq: ParsedQuery, used: str, notes: list[str], offset: int, limit: int, sort: str) -> SearchResults:
+    return SearchResults(hits=[], total=0, mode=used, notes=notes, query=pq.raw, offset=offset, limit=limit,
+                         sort=sort, total_exact=True, no_match=True)
 
 
 def _results(conn, ranked, total, used, notes, pq, offset, limit, sort, *, paged=False, with_snippets=True,
@@ -341,7 +412,9 @@ def _results(conn, ranked, total, used, notes, pq, offset, limit, sort, *, paged
                 visible.sort(key=lambda t: (meta[t[0]][2], t[1]), reverse=True)
             page = visible[offset : offset + limit]
             rows = None
-        total -= len(ranked) - len(visible)
+            # Rowids an index still holds for deleted papers (until the next index run) are
+            # not results; hidden ones are already left out of the total.
+            total -= sum(1 for r, _ in ranked if r not in meta)
     if rows is None:
         rows = papers_sql.get_papers_by_rowid(conn, [r for r, _ in page])
     terms = pq.highlight_terms()

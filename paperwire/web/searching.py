@@ -36,6 +36,39 @@ class Results:
     total: int = 0
     mode: str = "hybrid"
     notes: list[str] = field(default_factory=list)
+    total_exact: bool = True          # False: ``total`` is a lower bound
+    suggestion: str | None = None     # "did you mean ..."
+    corrected_from: str | None = None  # results are for ``query``, corrected from this
+    no_match: bool = False
+    cut_from: str | None = None       # the query as typed, when it was cut to the limit
+
+    @property
+    def page_notes(self) -> list[str]:
+        """Notes the search page shows as plain text (it renders the spelling and no-match
+        states itself, with links)."""
+        own = ("showing results for ", "did you mean ", "no paper matches ")
+        return [n for n in self.notes if not n.startswith(own)]
+
+    @property
+    def total_text(self) -> str:
+        """"1,234 results" / "1,234+ results" / "1 result"."""
+        n = f"{self.total:,}" + ("" if self.total_exact else "+")
+        return f"{n} result{'' if self.total == 1 and self.total_exact else 's'}"
+
+
+def cut_query(query: str, limit: int = MAX_QUERY_CHARS) -> str:
+    """``query`` cut to at most ``limit`` characters at a word boundary (the site does this
+    for long queries; the API refuses them, as Hugging Face's does). A quote left open by
+    the cut is dropped so the rest does not turn into a phrase."""
+    if len(query) <= limit:
+        return query
+    cut = query[: limit + 1]
+    sp = cut.rfind(" ")
+    cut = (cut[:sp] if sp > 0 else query[:limit]).rstrip()
+    if cut.count('"') % 2:
+        i = cut.rfind('"')
+        cut = cut[:i] + " " + cut[i + 1 :]
+    return " ".join(cut.split())
 
 
 def _search_module():
@@ -73,14 +106,19 @@ def describe(query: str, filters: dict) -> str:
 
 
 def run_search(conn, query: str, *, mode: str = "hybrid", limit: int = 20, offset: int = 0,
-               sort: str = "relevance", filters: dict | None = None) -> Results:
-    """Run a search; raises SearchInputError with a message for people."""
+               sort: str = "relevance", filters: dict | None = None, cut_long: bool = True) -> Results:
+    """Run a search; raises SearchInputError with a message for people. Queries over
+    ``MAX_QUERY_CHARS`` are cut at a word boundary with a note (``cut_long=False``: refused;
+    the API validates the length itself and keeps Hugging Face's 4xx)."""
     query = (query or "").strip()
     filters = filters or {}
     if not query and not filters:
         raise SearchInputError("Type something to search for.")
+    cut_from = None
     if len(query) > MAX_QUERY_CHARS:
-        raise SearchInputError(f"Queries are limited to {MAX_QUERY_CHARS} characters (this one has {len(query)}).")
+        if not cut_long:
+            raise SearchInputError(f"Queries are limited to {MAX_QUERY_CHARS} characters (this one has {len(query)}).")
+        cut_from, query = query, cut_query(query)
     if not query:
         # Filters only: the engine wants them in the query text then.
         query, filters = describe("", filters), {}
@@ -92,10 +130,11 @@ def run_search(conn, query: str, *, mode: str = "hybrid", limit: int = 20, offse
     if mod is None:
         terms = [t for t in _split(describe(query, filters)) if t]
         papers, total = feed.like_search(conn, terms, limit=limit, offset=offset)
-        from paperwire.web.textfmt import plain_snippet
+        from paperwire.web.textfmt import source_snippet
         from markupsafe import escape
 
-        return Results(query, [Result(p, str(escape(plain_snippet(p["abstract"])))) for p in papers], total,
+        # The LaTeX source, cut: the snippet filter renders it (rendering here too would do it twice).
+        return Results(query, [Result(p, str(escape(source_snippet(p["abstract"])))) for p in papers], total,
                        "substring", ["the search index is not installed: substring match on title and abstract"])
     try:
         # The site shows titles plain (snippets carry the highlights): skip highlighting them.
@@ -111,7 +150,14 @@ def run_search(conn, query: str, *, mode: str = "hybrid", limit: int = 20, offse
         p.setdefault("votes", (p.get("upvotes") or 0) + (p.get("local_upvotes") or 0))
         hits.append(Result(p, h.snippet or "", h.score))
     notes = res.notes if isinstance(res.notes, list) else ([res.notes] if res.notes else [])
-    return Results(query, hits, int(res.total), res.mode, [str(n) for n in notes])
+    notes = [str(n) for n in notes]
+    if cut_from is not None:
+        notes.insert(0, f"the query was cut to {len(query)} characters (the limit is {MAX_QUERY_CHARS})")
+    shown = res.query if getattr(res, "corrected_from", None) else query
+    return Results(shown, hits, int(res.total), res.mode, notes,
+                   total_exact=bool(getattr(res, "total_exact", True)), suggestion=getattr(res, "suggestion", None),
+                   corrected_from=getattr(res, "corrected_from", None), no_match=bool(getattr(res, "no_match", False)),
+                   cut_from=cut_from)
 
 
 def _split(query: str) -> list[str]:
