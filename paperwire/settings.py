@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +24,22 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-def resolve_db_path(db: str | os.PathLike | None = None) -> Path:
-    """``--db`` if given, else ``$PAPERWIRE_DB``, else the user data dir."""
+def db_target(value: str | os.PathLike) -> Path | str:
+    """A SQLite path as a Path; a URL (``postgresql://...``) kept as the string it is:
+    Path() would fold its ``//`` and the store would become a folder named ``postgresql:``."""
+    text = os.fspath(value)
+    if "://" in text and text.split("://", 1)[0].replace("+", "").isalnum():
+        return text
+    return Path(text)
+
+
+def resolve_db_path(db: str | os.PathLike | None = None) -> Path | str:
+    """``--db`` if given, else ``$PAPERWIRE_DB``, else the user data dir (see :func:`db_target`)."""
     if db:
-        return Path(db)
+        return db_target(db)
     env = os.environ.get("PAPERWIRE_DB")
     if env:
-        return Path(env)
+        return db_target(env)
     return default_data_dir() / "paperwire.db"
 
 
@@ -40,9 +50,18 @@ class Settings:
     db_path: Path = field(default_factory=resolve_db_path)
     # Public base URL of the site, used in mails and feeds.
     base_url: str = "http://127.0.0.1:8000"
-    # Signs cookies, CSRF and mail tokens. Generated per process when unset,
-    # which logs everyone out on restart: set it in production.
+    # Signs CSRF tokens, known-device cookies and the links in mails (confirm, manage,
+    # unsubscribe). When unset, a key is generated once and kept in a file next to the
+    # database (``<db>.secret-key``, mode 0600), so every process on that database (web
+    # workers, ``digest send``, the worker) signs with the same key and a restart breaks
+    # nothing. Only when that file cannot be written is the key per process: then forms
+    # already open fail after a restart and links in mails sent before stop working.
     secret_key: str = ""
+    # Proxies whose X-Forwarded-For is believed: comma-separated addresses or CIDR
+    # networks (e.g. "127.0.0.1, 10.0.0.0/8"). Empty: the TCP peer is the client.
+    trusted_proxies: str = ""
+    # Largest request body (forms, uploads, JSON) in bytes; bigger ones get 413 unread.
+    max_body_bytes: int = 1024 * 1024
     # Mail
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -61,6 +80,8 @@ class Settings:
     mail_retry_base_seconds: float = 30.0  # backoff: base * 2**(attempt-1)
     mail_retry_max_wait: float = 900.0  # a send run waits at most this long for retries
     mail_unsubscribe_address: str = ""  # mailto: unsubscribe target; empty = mail_from's address
+    # smtp | outbox (keep mail in the database, shown at /outbox; the demo's default without SMTP)
+    mail_transport: str = "smtp"
     # Harvesting
     contact_email: str = "admin@localhost"
     oai_base_url: str = "https://oaipmh.arxiv.org/oai"
@@ -74,9 +95,66 @@ class Settings:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        self.db_path = Path(self.db_path)
+        self.db_path = db_target(self.db_path)
+        # Where the key came from: "set" (given), "file" (kept next to the DB) or
+        # "process" (made up for this process only: see :func:`secret_key_note`).
+        self.secret_key_source = "set"
         if not self.secret_key:
-            self.secret_key = secrets.token_urlsafe(32)
+            self.secret_key, self.secret_key_source = stored_secret_key(self.db_path)
+
+
+def secret_key_file(db_path: Path) -> Path:
+    """The file that keeps the generated secret key of the database at ``db_path``."""
+    return db_path.with_name(db_path.name + ".secret-key")
+
+
+def stored_secret_key(db_path: Path) -> tuple[str, str]:
+    """(key, source): the key kept next to the database, created on first use.
+
+    Created with O_EXCL and mode 0600, so processes starting together agree on one
+    key (the loser of the race reads the winner's). Falls back to a per-process key
+    when the folder is not writable or the database is in memory.
+    """
+    if str(db_path) in ("", ":memory:") or isinstance(db_path, str):
+        # A server store (URL) has no folder to keep the key in: set PAPERWIRE_SECRET_KEY.
+        return secrets.token_urlsafe(32), "process"
+    path = secret_key_file(db_path)
+    for _ in range(3):
+        try:
+            key = path.read_text(encoding="ascii").strip()
+            if key:
+                return key, "file"
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeError):
+            break
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            time.sleep(0.05)  # another process is writing it: read theirs
+            continue
+        except OSError:
+            break
+        key = secrets.token_urlsafe(32)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(key + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return key, "file"
+    return secrets.token_urlsafe(32), "process"
+
+
+def secret_key_note(settings: Settings) -> str | None:
+    """What ``serve`` should tell the operator about the secret key, or None."""
+    if os.environ.get("PAPERWIRE_SECRET_KEY") or settings.secret_key_source == "set":
+        return None
+    if settings.secret_key_source == "file":
+        return (f"note: PAPERWIRE_SECRET_KEY is not set; using the key kept in {secret_key_file(settings.db_path)} "
+                "(back it up with the database: links in mails sent so far need it)")
+    return ("warning: PAPERWIRE_SECRET_KEY is not set and no key file can be kept next to the database: "
+            "after a restart, forms already open fail (\"form expired\") and confirm/unsubscribe links "
+            "in mails sent before stop working. Set PAPERWIRE_SECRET_KEY.")
 
 
 def load_settings(db: str | os.PathLike | None = None, **overrides) -> Settings:

@@ -100,7 +100,8 @@ def live_server(db: Path, **kw):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     app = create_app(settings_for(db, base_url=url, **kw))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                                            proxy_headers=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20

@@ -9,6 +9,7 @@ Every write that changes what a page shows (a vote, hiding a paper) bumps
 from __future__ import annotations
 
 import hashlib
+import random
 import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
@@ -107,6 +108,8 @@ def purge_expired_sessions(conn: sqlite3.Connection) -> int:
 
 # ---------------------------------------------------------------- rate limits
 
+RATE_KEEP_S = 86400  # no rate window is longer than this
+
 def rate_hit(conn: sqlite3.Connection, key: str, *, limit: int, window_s: float) -> float:
     """Record one attempt under ``key``; returns 0 when allowed, else seconds to wait.
 
@@ -116,6 +119,10 @@ def rate_hit(conn: sqlite3.Connection, key: str, *, limit: int, window_s: float)
     now = time.time()
     with transaction(conn):
         conn.execute("DELETE FROM rate_events WHERE key=? AND at < ?", (key, now - window_s))
+        if random.random() < 1 / 256:
+            # Keys that are never hit again (a guessed user name, an address) would stay
+            # forever: now and then drop everything older than the longest window (a day).
+            conn.execute("DELETE FROM rate_events WHERE at < ?", (now - RATE_KEEP_S,))
         rows = conn.execute(
             "SELECT at FROM rate_events WHERE key=? ORDER BY at LIMIT ?", (key, limit)
         ).fetchall()

@@ -11,9 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from paperwire.model import parse_arxiv_id
-from paperwire.store import accounts, submissions
-from paperwire.store import papers as store
+from paperwire.store import accounts
 from paperwire.web import security
 from paperwire.web.context import check_csrf, conn, current_user, render, state
 from paperwire.web.pages import error_page, lookup_paper
@@ -31,6 +29,7 @@ def safe_next(target: str | None, default: str = "/") -> str:
 
 
 def client_ip(request: Request) -> str:
+    """The client's address (behind a trusted proxy, the one it forwarded: web/guard.py)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -53,6 +52,10 @@ def start_session(request: Request, user_id: int, target: str) -> Response:
     resp = RedirectResponse(target, status_code=303)
     resp.set_cookie(security.SESSION_COOKIE, token, max_age=86400 * security.SESSION_DAYS,
                     **security.cookie_kwargs(st.https))
+    # This browser is now a known device of the account (see login()).
+    if security.known_device(st.settings.secret_key, request.cookies.get(security.DEVICE_COOKIE), user_id) is None:
+        resp.set_cookie(security.DEVICE_COOKIE, security.new_device_cookie(st.settings.secret_key, user_id),
+                        max_age=86400 * security.DEVICE_DAYS, **security.cookie_kwargs(st.https))
     # A fresh CSRF secret per session: tokens seen before login are useless after it.
     resp.set_cookie(security.CSRF_COOKIE, security.new_token(), max_age=86400 * 30,
                     **security.cookie_kwargs(st.https))
@@ -100,17 +103,28 @@ def login(request: Request, login: str = Form(""), password: str = Form(""), csr
     c = conn(request)
     login = login.strip()[:254]
     ctx = {"next_url": safe_next(next), "form": {"login": login}}
-    for key in (f"login-ip:{client_ip(request)}", f"login-user:{login.lower()}"):
-        wait = accounts.rate_hit(c, key, limit=security.LOGIN_LIMIT, window_s=security.LOGIN_WINDOW_S)
+    user = accounts.find_user(c, login) if login else None
+    # A browser the owner signed in from before (known-device cookie) has its own budget
+    # and skips the per-address and per-account ones: guesses from elsewhere, from however
+    # many addresses, never lock the owner out there. Every other browser counts against
+    # its address and the account (rate_hit records first, so parallel guesses count too).
+    device = security.known_device(state(request).settings.secret_key,
+                                   request.cookies.get(security.DEVICE_COOKIE), user["id"]) if user else None
+    if device:
+        limits = [(f"login-device:{user['id']}:{device}", security.DEVICE_LIMIT)]
+    else:
+        limits = [(f"login-ip:{client_ip(request)}", security.LOGIN_LIMIT),
+                  (f"login-user:{user['id'] if user else login.lower()}", security.LOGIN_LIMIT)]
+    for key, limit in limits:
+        wait = accounts.rate_hit(c, key, limit=limit, window_s=security.LOGIN_WINDOW_S)
         if wait:
             return too_many(request, wait, "login.html", ctx)
-    user = accounts.find_user(c, login) if login else None
     ok, new_hash = security.verify_password(user["password_hash"] if user else None, password[:security.MAX_PASSWORD])
     if not ok:
         return render(request, "login.html", dict(ctx, error="Wrong username or password."), status=401)
     if new_hash:
         accounts.set_password_hash(c, user["id"], new_hash)
-    accounts.rate_clear(c, f"login-user:{login.lower()}")
+    accounts.rate_clear(c, limits[-1][0])  # the account's (or device's) budget; the address keeps its count
     return start_session(request, user["id"], ctx["next_url"])
 
 
@@ -160,18 +174,11 @@ def hide_form(request: Request, paper_id: str, csrf_token: str = Form(""), actio
 # ---------------------------------------------------------------- submit
 
 def submit_arxiv_id(c, user: dict, raw: str) -> tuple[str, dict]:
-    """Submit a paper by arXiv id. Returns (status, info): status is ``known``,
-    ``queued`` or ``invalid``; known papers are credited to the submitter."""
-    parsed = parse_arxiv_id((raw or "").strip()[:100])
-    if not parsed:
-        return "invalid", {"message": f"{raw.strip()[:100]!r} is not an arXiv id (e.g. 2401.01234 or hep-th/9901001)."}
-    arxiv_id = parsed[0]
-    paper = store.get_paper(c, arxiv_id)
-    if paper is not None:
-        accounts.claim_submitted_by(c, paper["id"], user["username"])
-        return "known", {"paper_id": paper["paper_id"], "arxiv_id": arxiv_id}
-    sub_id = submissions.queue_submission(c, arxiv_id, user["id"])
-    return "queued", {"submission_id": sub_id, "arxiv_id": arxiv_id}
+    """Submit a paper by arXiv id or link: :func:`paperwire.submit.submit` (a paper the
+    store has, under any of its ids, opens; an unknown one is queued)."""
+    from paperwire.submit import submit as submit_paper
+
+    return submit_paper(c, user, raw)
 
 
 @router.get("/submit", include_in_schema=False)

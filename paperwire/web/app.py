@@ -21,6 +21,7 @@ from paperwire.settings import Settings
 from paperwire.web import security
 from paperwire.web.context import (HERE, JSONResponse, WebState, cache_key, cached_item, item_response, render,
                                    wants_json)
+from paperwire.web.guard import RequestGuard, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def _validation_message(exc: RequestValidationError) -> str:
     for e in exc.errors():
         loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "body", "path"))
         parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
-    return "; ".join(parts) or "invalid request"
+    return ("; ".join(parts) or "invalid request")[:1000]
 
 
 def create_app(settings: Settings, *, demo: bool = False, cache: bool = True) -> FastAPI:
@@ -101,15 +102,22 @@ def create_app(settings: Settings, *, demo: bool = False, cache: bool = True) ->
         docs_url=None,  # served below from vendored swagger-ui: works offline, no inline script
         redoc_url=None,
     )
+    if demo:  # no SMTP server configured: mail goes to the local outbox (/outbox)
+        from paperwire.digest.outbox import demo_settings
+
+        settings = demo_settings(settings)
     st = WebState(settings, demo=demo, cache=cache)
     app.state.pw = st
     app.add_middleware(CacheFastPath, st=st)
+    parse_networks(settings.trusted_proxies)  # a bad PAPERWIRE_TRUSTED_PROXIES fails here, not on the first request
+    app.add_middleware(RequestGuard, st=st)  # client address, API auth before bodies, body limits
     app.add_middleware(SecurityHeaders, https=st.https)  # added last = outermost: also covers cache hits
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return HTMLResponse(DOCS_HTML.replace("{v}", st.static_version))
+    def docs(request: Request) -> HTMLResponse:
+        # In the site's frame (header, a way back, dark mode): templates/docs.html.
+        return render(request, "docs.html", {})
 
     @app.get("/healthz", include_in_schema=False)
     def healthz():
@@ -130,6 +138,10 @@ def create_app(settings: Settings, *, demo: bool = False, cache: bool = True) ->
     app.include_router(feeds.router)
     app.include_router(account_routes.router)
     st.env.globals["has_digest"] = _include_digest_routes(app)
+    importlib.import_module("paperwire.web.library_routes").install(app, st)  # library pages + /api/v1/library
+    importlib.import_module("paperwire.web.foryou_routes").install(app, st)  # For you, follows, feedback API
+    importlib.import_module("paperwire.web.discuss_routes").install(app, st)  # comments, notifications, moderation
+    app.include_router(importlib.import_module("paperwire.web.map_routes").router)  # /map, /trends, /api/v1/map
     app.include_router(pages.router)  # last: /papers/{id:path} is a catch-all under /papers/
 
     @app.exception_handler(StarletteHTTPException)
@@ -160,10 +172,14 @@ def create_app(settings: Settings, *, demo: bool = False, cache: bool = True) ->
 
 
 def jsonable(errors) -> list:
+    """Validation errors as plain JSON: type, loc, msg. The offending ``input`` is not
+    echoed back: it can be anything the client sent (a 2**64 that orjson refuses, which
+    made this handler itself fail, or megabytes of text)."""
     out = []
     for e in errors:
-        out.append({k: (list(v) if isinstance(v, tuple) else v if isinstance(v, (str, int, float, bool, type(None), list)) else str(v))
-                    for k, v in e.items() if k != "ctx"})
+        loc = [x if isinstance(x, str) or (isinstance(x, int) and abs(x) < 2**53) else str(x)
+               for x in (e.get("loc") or ())]
+        out.append({"type": str(e.get("type", "")), "loc": loc, "msg": str(e.get("msg", ""))})
     return out
 
 
@@ -180,13 +196,3 @@ def _include_digest_routes(app: FastAPI) -> bool:
         app.include_router(router)
         return True
     return False
-
-
-DOCS_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>paperwire API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/static/swagger/swagger-ui.css?v={v}">
-</head><body><div id="swagger-ui"></div>
-<script src="/static/swagger/swagger-ui-bundle.js?v={v}"></script>
-<script src="/static/swagger-init.js?v={v}"></script>
-</body></html>"""

@@ -112,6 +112,7 @@ class WebState:
             auto_reload=False,
         )
         register_filters(self.env)
+        self.env.filters["http_url"] = security.http_url  # hrefs from imported records: http(s) only
         self.static_version = _static_version()
         self.env.globals.update(static_version=self.static_version, demo=demo, quote=quote, purl=paper_url)
         # Migrations once, up front, not in the first request of each thread.

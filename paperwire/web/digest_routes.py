@@ -20,10 +20,12 @@ import contextlib
 import logging
 from typing import Iterator
 
-from fastapi import APIRouter, BackgroundTasks, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 
+from paperwire.digest import outbox
 from paperwire.digest import render as digest_render
 from paperwire.digest.subscriptions import (
     Preferences,
@@ -38,6 +40,7 @@ from paperwire.digest.subscriptions import (
 from paperwire.digest.tokens import TokenError
 from paperwire.settings import Settings
 from paperwire.store import accounts
+from paperwire.store import outbox as outbox_sql
 from paperwire.store.db import connect
 from paperwire.web import security
 
@@ -105,7 +108,7 @@ def _csrf_ok(request: Request, form) -> bool:
 
 def _page(request: Request, template: str, ctx: dict, status: int = 200) -> HTMLResponse:
     env, layout = _env(request)
-    full = {"layout": layout, "error": None, "manage_url": None}
+    full = {"layout": layout, "error": None, "manage_url": None, "outbox_url": None}
     st = _site(request)
     if st is not None:
         from paperwire.web.context import csrf_token, current_user
@@ -124,15 +127,18 @@ def _page(request: Request, template: str, ctx: dict, status: int = 200) -> HTML
 
 
 def _message(request: Request, title: str, message: str, *, status: int = 200, error: bool = False,
-             manage_url: str | None = None) -> HTMLResponse:
+             manage_url: str | None = None, outbox_url: str | None = None) -> HTMLResponse:
     return _page(request, "page_message.html", {"title": title, "message": message, "error": error,
-                                                "manage_url": manage_url}, status)
+                                                "manage_url": manage_url, "outbox_url": outbox_url}, status)
 
 
 async def _form(request: Request):
     if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
         return None
-    return await request.form()
+    form = await request.form()
+    # Text fields only: a multipart part with a filename is an UploadFile, which no
+    # digest form has (and .strip() on it would be a 500). Last value wins, as in FormData.get.
+    return {k: v for k, v in form.multi_items() if isinstance(v, str)}
 
 
 def _prefs_from_form(form) -> Preferences:
@@ -147,7 +153,8 @@ def _prefs_from_form(form) -> Preferences:
 
 
 def _send_confirmations(settings: Settings) -> None:
-    """After the response: deliver queued confirmation mail (left queued on failure)."""
+    """Deliver queued confirmation mail (left queued on failure): after the response, or
+    before it with the outbox transport, so the "check your inbox" page can link to it."""
     from paperwire.digest.send import DigestBusy, SmtpConfigError, deliver_confirmations
 
     c = connect(settings.db_path)
@@ -198,10 +205,19 @@ async def subscribe_post(request: Request, background: BackgroundTasks):
     except SubscriptionError as exc:
         return _page(request, "page_subscribe.html", {"csrf_value": _csrf_value(request), "prefs": prefs,
                                                       "email": email, "error": str(exc)}, status=400)
+    kept = outbox.uses_outbox(settings)
     if res.send_id is not None:
-        background.add_task(_send_confirmations, settings)
+        if kept:  # a table write, not a mail server: done before answering
+            await run_in_threadpool(_send_confirmations, settings)
+        else:
+            background.add_task(_send_confirmations, settings)
     # The same answer whether or not the address was already subscribed: the
     # form must not tell strangers who subscribes.
+    if kept and _outbox_allowed(request):
+        return _message(request, "Check the outbox",
+                        f"No mail server is set up here, so the message for {res.subscription['email']} is kept "
+                        "in the outbox: open it and follow its link. Nothing else is sent until you do.",
+                        outbox_url="/outbox")
     return _message(request, "Check your inbox",
                     f"If {res.subscription['email']} can receive mail, a message with a link is on its way. "
                     "Nothing else is sent until you follow it.")
@@ -294,10 +310,64 @@ async def unsubscribe_post(request: Request):
     form = await _form(request)
     token = request.query_params.get("token") or (form or {}).get("token") or ""
     settings = _settings(request)
+    if not token.strip():  # without a token unsubscribe() would look up an address ("" -> SubscriptionError)
+        return _message(request, "Link not valid", "This unsubscribe link has no token.", status=400, error=True)
     try:
         with _db(request) as c:
             sub = unsubscribe(c, settings, token=token)
-    except TokenError as exc:
+    except (TokenError, SubscriptionError) as exc:
         return _message(request, "Link not valid", str(exc), status=400, error=True)
     return _message(request, "Unsubscribed", f"{sub['email']} will get no more digests.",
                     manage_url=links(settings, sub)["manage_url"])
+
+
+# ---------------------------------------------------------------- the local outbox
+
+OUTBOX_PAGE = 100
+
+
+def _outbox_allowed(request: Request) -> bool:
+    """Open to everyone in the demo (it has no real mail), else to admins only."""
+    st = _site(request)
+    if st is None:
+        return False
+    if st.demo:
+        return True
+    from paperwire.web.context import current_user
+
+    user = current_user(request)
+    return bool(user and user.get("is_admin"))
+
+
+@router.get("/outbox", response_class=HTMLResponse)
+def outbox_list(request: Request, page: int = 1):
+    """Mail kept by the outbox transport, newest first (404 for those who may not see it)."""
+    if not _outbox_allowed(request):
+        raise HTTPException(404)
+    page = min(max(page, 1), 10_000)
+    with _db(request) as c:
+        mails = outbox_sql.list_mail(c, limit=OUTBOX_PAGE, offset=(page - 1) * OUTBOX_PAGE)
+        total = outbox_sql.count_mail(c)
+    return _page(request, "page_outbox.html", {"mails": mails, "total": total, "page": page,
+                                               "more": page * OUTBOX_PAGE < total,
+                                               "active": outbox.uses_outbox(_settings(request))})
+
+
+@router.get("/outbox/{mail_id}", response_class=HTMLResponse)
+def outbox_mail(request: Request, mail_id: str):
+    """One kept mail: headers and the plain-text part, escaped; this site's links clickable."""
+    if not _outbox_allowed(request):
+        raise HTTPException(404)
+    raw = mail_id.endswith(".eml")
+    ident = mail_id[:-4] if raw else mail_id
+    if not (ident.isascii() and ident.isdigit()) or len(ident) > 18:  # "²".isdigit() is True
+        raise HTTPException(404)
+    with _db(request) as c:
+        row = outbox_sql.get_mail(c, int(ident))
+    if row is None:
+        raise HTTPException(404)
+    if raw:  # the whole message, as a download: never rendered by the browser
+        return Response(bytes(row["message"]), media_type="message/rfc822", headers={
+            "Content-Disposition": f'attachment; filename="outbox-{row["id"]}.eml"',
+            "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+    return _page(request, "page_outbox_mail.html", {"mail": outbox.mail_view(_settings(request), row)})

@@ -12,6 +12,8 @@ Extra fields (``arxivId``, ``categories``, ``links``) are ours; clients ignore t
 
 from __future__ import annotations
 
+from paperwire.web.security import http_url
+
 
 def _iso(stamp: str | None) -> str | None:
     """Our stored ISO-8601 UTC stamps as HF writes them (``...T..:..:..Z``)."""
@@ -53,8 +55,9 @@ def paper_object(p: dict, base_url: str = "") -> dict:
         "upvotes": int(votes),
         "discussionId": pid,
         "submittedOnDailyBy": _user(p.get("submitted_by")),
-        "projectPage": p.get("project_url"),
-        "githubRepo": p.get("code_url"),
+        # Imported links: http(s) only, as on the pages (a client may make them links).
+        "projectPage": http_url(p.get("project_url")),
+        "githubRepo": http_url(p.get("code_url")),
         "numComments": int(p.get("num_comments") or 0),
         # paperwire extras
         "arxivId": p.get("arxiv_id"),
@@ -64,8 +67,8 @@ def paper_object(p: dict, base_url: str = "") -> dict:
         "doi": p.get("doi"),
         "links": {
             "html": f"{base_url}/papers/{pid}",
-            "abs": p.get("abs_url"),
-            "pdf": p.get("pdf_url"),
+            "abs": http_url(p.get("abs_url")),
+            "pdf": http_url(p.get("pdf_url")),
         },
     }
 

@@ -32,7 +32,13 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # argon2 hashes anything, but don't let a request burn CPU on megabytes
 
 # Login: per client address and per account name; sign-up: per address.
+# The per-account limit does not apply to a browser that holds a known-device cookie
+# for that account (it has its own per-device limit): a stranger guessing passwords
+# cannot lock the owner out of the browsers they already signed in from.
 LOGIN_LIMIT, LOGIN_WINDOW_S = 10, 300
+DEVICE_LIMIT = 10
+DEVICE_COOKIE = "pw_device"
+DEVICE_DAYS = 365
 SIGNUP_LIMIT, SIGNUP_WINDOW_S = 5, 3600
 
 _hasher = PasswordHasher()
@@ -76,13 +82,66 @@ def new_token() -> str:
 
 def csrf_for(secret_key: str, cookie_value: str) -> str:
     """The form token that goes with a CSRF cookie."""
-    return hmac.new(secret_key.encode(), b"csrf:" + cookie_value.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(secret_key.encode(), b"csrf:" + cookie_value.encode("utf-8", "replace"),
+                    hashlib.sha256).hexdigest()
 
 
 def csrf_ok(secret_key: str, cookie_value: str | None, submitted: str | None) -> bool:
-    if not cookie_value or not submitted:
+    """Whether ``submitted`` is the form token for this CSRF cookie. Any input is safe:
+    missing, over-long or non-ASCII values are simply wrong (``compare_digest`` raises
+    TypeError on non-ASCII *str*, so both sides are compared as bytes)."""
+    if not cookie_value or not submitted or not isinstance(submitted, str) or len(submitted) > 200:
         return False
-    return hmac.compare_digest(csrf_for(secret_key, cookie_value), submitted)
+    if len(cookie_value) > 200:
+        return False
+    expected = csrf_for(secret_key, cookie_value).encode()
+    return hmac.compare_digest(expected, submitted.encode("utf-8", "replace"))
+
+
+def _device_mac(secret_key: str, user_id: int, nonce: str) -> str:
+    return hmac.new(secret_key.encode(), f"device:{user_id}:{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def new_device_cookie(secret_key: str, user_id: int) -> str:
+    """A known-device cookie: ``<user id>.<nonce>.<mac>``, set after a successful sign-in."""
+    nonce = secrets.token_urlsafe(12)
+    return f"{int(user_id)}.{nonce}.{_device_mac(secret_key, int(user_id), nonce)}"
+
+
+def known_device(secret_key: str, cookie: str | None, user_id: int) -> str | None:
+    """The device nonce when ``cookie`` is a genuine known-device cookie of ``user_id``, else None."""
+    if not cookie or len(cookie) > 200:
+        return None
+    parts = cookie.split(".")
+    if len(parts) != 3 or parts[0] != str(int(user_id)) or not parts[1]:
+        return None
+    mac = _device_mac(secret_key, int(user_id), parts[1]).encode()
+    if not hmac.compare_digest(mac, parts[2].encode("utf-8", "replace")):
+        return None
+    return parts[1]
+
+
+def http_url(value) -> str | None:
+    """``value`` when it is an absolute http(s) URL, else None.
+
+    Links from imported records (code, project page, abs, PDF) go through this before
+    they become an ``href`` or an API field: ``javascript:``, ``data:``, relative and
+    scheme-relative URLs, and anything with control characters or spaces are dropped.
+    (Imports filter too; this keeps records stored before that, or written by other
+    tools, harmless.)
+    """
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    if not url or len(url) > 2048 or any(ord(c) < 0x21 or c in "\x7f\\" for c in url):
+        return None
+    scheme, sep, rest = url.partition(":")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.startswith("//") or len(rest) < 3:
+        return None
+    host = rest[2:].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if not host or host.startswith("@"):
+        return None
+    return url
 
 
 def cookie_kwargs(secure: bool) -> dict:

@@ -62,7 +62,7 @@ def _worker(host: str, port: int, log_level: str) -> None:
     import uvicorn
 
     config = uvicorn.Config("paperwire.web.server:app_from_env", factory=True, log_level=log_level,
-                            server_header=False)
+                            server_header=False, proxy_headers=False)  # see web/guard.py
     uvicorn.Server(config).run(sockets=[listener(host, port)])
 
 
