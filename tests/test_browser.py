@@ -65,9 +65,9 @@ def test_feed_paper_signup_upvote_search_similar(browser, site):
     _shot(page, "home-desktop.png")
 
     # previous day, then back
-    assert page.locator("a[rel=prev]").first.inner_text() == "← Mar 17, 2026"  # names the day it goes to
+    assert page.locator("a[rel=prev]").first.inner_text() == "← Mar 14, 2026"  # names the day it goes to
     page.click("a[rel=prev]")
-    assert "/papers/date/2026-03-17" in page.url
+    assert "/papers/date/2026-03-14" in page.url
     assert page.locator("article.card").count() > 0
     page.click("a.seg-week, .seg a:has-text('Weekly')")
     assert "/papers/week/" in page.url

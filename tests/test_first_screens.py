@@ -101,7 +101,21 @@ def test_bundled_demo_pages_keep_their_dates_whatever_the_file_times(tmp_path):
         os.utime(copy, (at(2040, 1, 1).timestamp(),) * 2)
         days[f.name[6:9]] = {r.listed_at[:10] for r in listing.parse(copy) if isinstance(r, PaperRecord)}
     assert days == {"000": {"2026-03-11"}, "001": {"2026-03-17"}, "002": {"2026-03-11"}, "003": {"2026-11-22"},
-                    "004": {"2026-03-14"}}  # 003 has no date line: the day its gzip header names
+                    "004": {"2026-03-14"}}  # 003 alone has no date line: the day its gzip header names
+
+
+def test_undated_page_takes_the_latest_day_of_the_pages_imported_with_it(tmp_path, conn):
+    from paperwire.sources import import_files
+
+    today = at(2026, 12, 2)  # a fresh copy of the pages: every file time is "today"
+    dated = [page(tmp_path / "a.txt", *paper("Alpha"), day="Mar 11", mtime=today),
+             page(tmp_path / "b.txt", *paper("Beta"), day="Mar 17", mtime=today)]
+    undated = page(tmp_path / "u.txt", *paper("Gamma"), *paper("Alpha"), day=None, mtime=today)
+    import_files(conn, [*dated, undated], progress=False)
+    days = dict(conn.execute("SELECT title, feed_date FROM papers").fetchall())
+    # Gamma is only on the undated page: the newest dated page's day, not today; Alpha keeps
+    # its earliest page's day.
+    assert days == {"Alpha": "2026-03-11", "Beta": "2026-03-17", "Gamma": "2026-03-17"}
 
 
 def test_undated_page_leap_day_and_impossible_dates(tmp_path):
@@ -179,10 +193,11 @@ def test_demo_home_opens_on_the_newest_page_and_steps_through_days_with_papers(s
     days = [r[0] for r in conn.execute("SELECT DISTINCT feed_date FROM papers WHERE hidden=0 ORDER BY 1 DESC")]
     listing_days = [r[0] for r in conn.execute(
         "SELECT DISTINCT feed_date FROM papers WHERE source='listing' ORDER BY 1 DESC")]
-    assert listing_days == ["2026-11-22", "2026-03-17", "2026-03-14", "2026-03-11"]
-    assert days[:5] == [*listing_days, "2007-04-16"]  # no paper lands on "today"
+    # The undated seed page (003) takes the latest day of the pages imported with it.
+    assert listing_days == ["2026-03-17", "2026-03-14", "2026-03-11"]
+    assert days[:4] == [*listing_days, "2007-04-16"]  # no paper lands on "today"
     home = site.get("/")
-    assert f"{date.fromisoformat(days[0]):%B} 22, 2026 · 164 papers" in home.text
+    assert "March 17, 2026 · 229 papers" in home.text
     # Previous walks back through exactly the days that have papers, each link naming its day.
     current, html, seen = days[0], home.text, [days[0]]
     for _ in range(6):

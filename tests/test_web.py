@@ -30,13 +30,13 @@ def test_home_shows_latest_day_with_prev_navigation(site):
     n_latest = conn.execute("SELECT COUNT(*) FROM papers WHERE feed_date=?", (latest,)).fetchone()[0]
     r = site.get("/")
     assert r.status_code == 200
-    # The newest listing page's day (the undated seed page, dated by its file time), not "today".
-    assert (latest, _count(r.text), n_latest) == ("2026-11-22", n_latest, 164)
+    # The newest listing page's day (the undated seed page takes it too), not "today".
+    assert (latest, _count(r.text), n_latest) == ("2026-03-17", n_latest, 229)
     assert '<a href="/digest" title="Get trending papers in your email inbox"' in r.text  # nav links the digest
     assert r.text.count('class="card"') == 30  # first page
-    # previous = the next newest listing page's day (Mar 17), named on the link
+    # previous = the next newest listing page's day (Mar 14), named on the link
     prev = re.search(r'<a class="btn btn-ghost" rel="prev" href="/papers/date/([0-9-]+)"', r.text).group(1)
-    assert prev == "2026-03-17" and ">← Mar 17, 2026</a>" in r.text
+    assert prev == "2026-03-14" and ">← Mar 14, 2026</a>" in r.text
     assert prev == conn.execute("SELECT MAX(feed_date) FROM papers WHERE feed_date < ?", (latest,)).fetchone()[0]
     page = site.get(f"/papers/date/{prev}")
     assert page.status_code == 200
@@ -284,7 +284,7 @@ def test_search_page_highlights_filters_and_paginates(site):
 
 def test_pages_answer_json(site):
     home = site.get("/?format=json").json()
-    assert home["total"] == 164 and len(home["papers"]) == 30 and home["previous"] == "2026-03-17"
+    assert home["total"] == 229 and len(home["papers"]) == 30 and home["previous"] == "2026-03-14"
     paper = site.get("/papers/0704.0001?format=json").json()
     assert paper["id"] == "0704.0001" and "similar" in paper
     s = site.get("/search?q=quantum&format=json").json()

@@ -39,7 +39,7 @@ def test_serve_with_two_workers_shares_sessions(tmp_path):
                 time.sleep(0.2)
         assert b'"ok":true' in body
         home = urllib.request.urlopen(base + "/", timeout=10).read().decode()
-        assert "Daily papers" in home and "164 papers" in home  # the newest listing page's day
+        assert "Daily papers" in home and "229 papers" in home  # the newest listing page's day
         feed = urllib.request.urlopen(base + "/feeds/daily.atom", timeout=10).read().decode()
         assert f"{base}/papers/" in feed  # base_url follows --port when PAPERWIRE_BASE_URL is unset
     finally:

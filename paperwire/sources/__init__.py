@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 from paperwire.ingest import BadRecord
 from paperwire.model import PaperRecord
@@ -165,9 +165,19 @@ def file_records(index: int, path: Path, name: str, options: dict, start: int | 
         yield item
 
 
-def parser_options(*, year: int | None = None) -> dict[str, dict]:
-    """Keyword options per format name, for the parsers that take any."""
-    return {"listing": {"year": year}} if year is not None else {}
+def parser_options(*, year: int | None = None, plan: Sequence[tuple[Path, str]] = ()) -> dict[str, dict]:
+    """Keyword options per format name, for the parsers that take any.
+
+    Listing pages without a date line take the latest day of the dated pages in
+    ``plan`` (see :mod:`paperwire.sources.listing`).
+    """
+    options: dict[str, dict] = {}
+    if year is not None:
+        options.setdefault("listing", {})["year"] = year
+    days = [d for p, name in plan if name == "listing" for d in [listing.first_page_day(p, year=year)] if d]
+    if days:
+        options.setdefault("listing", {})["undated"] = max(days)
+    return options
 
 
 def import_files(
@@ -205,7 +215,7 @@ def import_files(
         if not p.exists():
             raise UnreadableFile(f"{p}: no such file")
 
-    per_format = parser_options(year=year)
+    per_format = parser_options(year=year, plan=plan)
     # A rerun of a killed import skips what that one committed (not under strict, where a
     # kill leaves nothing); each batch records how far it got, in its own transaction.
     key = None if strict else resume.plan_key(plan)

@@ -9,7 +9,9 @@ after that line get the day as ``listed_at`` (so as their feed date). The year i
 the one given (``--year``), else that of the latest such day not after the file's
 time: for a gzipped page the time in its gzip header (it travels with the
 content, where a package install resets file times), else the file's
-modification time. A page without a date line is dated by the file's time.
+modification time. A page without a date line takes the latest day of the dated
+pages imported with it (it is a snapshot of the same site, and its file time is
+only when it was copied: often today); alone, it is dated by the file's time.
 """
 
 from __future__ import annotations
@@ -98,10 +100,29 @@ def parse_date_line(line: str, *, year: int | None, before: date) -> date | None
     return resolve_day(month, int(m.group(2)), year=stated or year, before=before)
 
 
-def parse(path: Path, *, year: int | None = None) -> Iterator[PaperRecord | BadRecord]:
+def first_page_day(path: Path, *, year: int | None = None, max_lines: int = 200) -> date | None:
+    """The first date line's day of a listing page (None if its head has none): read from
+    the first ``max_lines`` lines only, so planning an import stays cheap."""
+    saved = file_time(path).date()
+    with open_lines(path, max_total=MAX_PAGE_BYTES) as fh:
+        for n, (_, raw) in enumerate(fh):
+            if n >= max_lines:
+                break
+            if isinstance(raw, BadRecord):
+                continue
+            line = raw.strip()
+            if _DATE_LINE.match(line):
+                day = parse_date_line(line, year=year, before=saved)
+                if day is not None:
+                    return day
+    return None
+
+
+def parse(path: Path, *, year: int | None = None, undated: date | None = None) -> Iterator[PaperRecord | BadRecord]:
     """Title/abstract pairs of one listing page, each dated by the page (see the module doc).
 
-    ``year`` is the year of the page's dates when they name none.
+    ``year`` is the year of the page's dates when they name none; ``undated`` is the
+    day for a page without a date line (the latest day of the pages imported with it).
     """
     saved = file_time(path).date()
     lines: list[tuple[int, str, date | None]] = []
@@ -133,8 +154,8 @@ def parse(path: Path, *, year: int | None = None) -> Iterator[PaperRecord | BadR
             elif is_chrome(line):
                 continue
             lines.append((lineno, line, page_day))
-    # Papers above the first date line (or on a page with none) take the first date, else the file's day.
-    first_day = next((d for _, _, d in lines if d), page_day) or saved
+    # Papers above the first date line take the first date; a page with none takes ``undated``, else the file's day.
+    first_day = next((d for _, _, d in lines if d), page_day) or undated or saved
 
     i = 0
     while i < len(lines):
