@@ -98,6 +98,8 @@ def compose_digest(conn: sqlite3.Connection, settings: Settings, sub: dict, *, p
     if sub["top_n"]:
         raw.append(("trending", "Trending", _trending(conn, cache, freq, since, now), sub["top_n"]))
     user_id = sub.get("user_id") or sql.user_id_for_email(conn, sub["email"])
+    if user_id:
+        sub = _with_follows(conn, sub, user_id)
     if sub["personal"] and user_id:
         raw.append(("picks", "Picked for you", _picks(conn, cache, user_id, since), PICKS_PER_DIGEST))
     if sub["authors"]:
@@ -112,6 +114,11 @@ def compose_digest(conn: sqlite3.Connection, settings: Settings, sub: dict, *, p
         raw.append(("search", f"Matching \u201c{q}\u201d", _search(conn, cache, q, since), PER_QUERY))
 
     seen = sql.already_sent(conn, sub["id"], list({p["id"] for _, _, ps, _ in raw for p in ps}))
+    if user_id:
+        # "Not interested" hides a paper from every feed of that reader, the digest included.
+        from paperwire.recommend import dismissed
+
+        seen |= dismissed(conn, user_id)
     digest = Digest(sub, period)
     for key, title, candidates, keep in raw:
         chosen = []
@@ -124,7 +131,40 @@ def compose_digest(conn: sqlite3.Connection, settings: Settings, sub: dict, *, p
                 break
         if chosen:
             digest.sections.append(Section(key, title, chosen))
+    if freq == "weekly" and digest.sections:
+        _add_rising(conn, cache, digest)
     return digest
+
+
+def _add_rising(conn, cache: ComposeCache, digest: Digest) -> None:
+    """The topic map's "rising topics" chart (a linked PNG) as a paper-less last section."""
+    if not hasattr(cache, "rising"):
+        from paperwire.topics.trends import digest_rising
+
+        cache.rising = digest_rising(conn)  # once per run, shared by every subscriber
+    if cache.rising:
+        week, rows = cache.rising
+        section = Section("rising", f"Rising topics, week of {week:%b %d, %Y}", [])
+        section.week = week.isoformat()  # the chart's URL pins the week the mail describes
+        section.topics = [r["label"] for r in rows]
+        digest.sections.append(section)
+
+
+def _with_follows(conn, sub: dict, user_id: int) -> dict:
+    """The subscription with the account's follows (Follow buttons, For-you topics) added to
+    its authors, categories and searches: the digest and the site share one set of follows."""
+    from paperwire.recommend import follows
+
+    fl = follows(conn, user_id)
+    if not fl:
+        return sub
+
+    def merged(own, kind):
+        return list(dict.fromkeys(list(own) + [f["label"] or f["value"] for f in fl if f["kind"] == kind]))
+
+    cats = list(dict.fromkeys(list(sub["categories"]) + [f["value"] for f in fl if f["kind"] == "category"]))
+    return {**sub, "authors": merged(sub["authors"], "author"), "categories": cats,
+            "queries": merged(sub["queries"], "keyword")}
 
 
 def _trending(conn, cache: ComposeCache, freq: str, since: str, now: datetime) -> list[dict]:
@@ -136,6 +176,16 @@ def _trending(conn, cache: ComposeCache, freq: str, since: str, now: datetime) -
 
 
 def _picks(conn, cache: ComposeCache, user_id: int, since: str) -> list[dict]:
+    # The reader's For-you model (paperwire.recommend) when it has enough signals; the
+    # neighbours-of-recent-upvotes heuristic below while it does not.
+    try:
+        from paperwire.recommend import picks_since
+
+        picked = picks_since(conn, user_id, since, limit=PICKS_PER_DIGEST * 4)
+        if picked:
+            return picked
+    except Exception as exc:  # a model problem must never stop a digest
+        cache.notes.add(f"For-you model unavailable ({type(exc).__name__}: {exc}); used similar papers")
     seeds = sql.user_seed_papers(conn, user_id, SEEDS)
     if not seeds:
         return []

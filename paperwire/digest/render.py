@@ -167,7 +167,7 @@ def digest_message(settings: Settings, digest, *, now: datetime | None = None,
     links = sub_links(settings, sub)
     message_id = message_id or new_message_id(settings, f"digest.{digest.period}.{sub['id']}")
     user_id = sub.get("user_id")
-    sections = [{"title": s.title, "key": s.key,
+    sections = [{"title": s.title, "key": s.key, "week": getattr(s, "week", None), "topics": getattr(s, "topics", []),
                  "papers": [{**p, "url": paper_url(settings, p["paper_id"]), "votes": paper_votes(p),
                              "actions": _actions(settings, user_id, p["paper_id"])}
                             for p in s.papers]}

@@ -1,0 +1,189 @@
+"""The For-you model and its CLI: neighbours of saved papers, exclusions, undo, follows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from paperwire import library
+from paperwire import recommend as rec
+from paperwire.recommend import engine, model
+from recommend_support import PER_TOPIC, build, make_user, paper_id
+
+
+@pytest.fixture
+def store(conn):
+    engine.clear_cache()
+    build(conn)
+    return conn
+
+
+def _ids(res):
+    return [p["paper_id"] for p in res.picks]
+
+
+def test_model_ranks_neighbours_of_saved_papers_and_says_why(store):
+    uid = make_user(store)
+    for i in range(3):
+        library.save(store, uid, paper_id("galaxies", i))
+    res = rec.recommend(store, uid, window="week", limit=PER_TOPIC - 3)
+    assert res.info["mode"] == "model"
+    top = _ids(res)
+    assert top and all(pid.startswith("2501.2") for pid in top), top  # the galaxy papers, none of the others
+    assert all("which you saved" in p["why"] and p["why_papers"] for p in res.picks)
+
+
+def test_never_returns_library_or_dismissed_papers_and_undo_restores(store):
+    uid = make_user(store)
+    saved = [paper_id("proteins", i) for i in range(3)]
+    for pid in saved:
+        library.save(store, uid, pid)
+    first = _ids(rec.recommend(store, uid, window="all", limit=100))
+    gone = first[0]
+    assert rec.not_interested(store, uid, gone) is True
+    after = _ids(rec.recommend(store, uid, window="all", limit=100))
+    assert gone not in after and not set(saved) & set(after)
+    assert len(after) == 3 * PER_TOPIC - 4
+    assert rec.not_interested(store, uid, gone, undo=True) is True
+    assert gone in _ids(rec.recommend(store, uid, window="all", limit=100))
+    assert rec.not_interested(store, uid, gone, undo=True) is False  # nothing left to undo
+
+
+def test_feedback_click_changes_the_next_ranking(store):
+    uid = make_user(store)
+    for i in range(3):
+        library.save(store, uid, paper_id("graphs", i))
+    before = _ids(rec.recommend(store, uid, window="all", limit=40))
+    # Saving three protein papers too: proteins must now appear in the top of the list.
+    for i in range(3):
+        library.save(store, uid, paper_id("proteins", i))
+    after = _ids(rec.recommend(store, uid, window="all", limit=12))
+    assert any(p.startswith("2501.3") for p in after)
+    assert before != after
+
+
+def test_cold_start_blends_follows_and_trending(store):
+    uid = make_user(store)
+    res = rec.recommend(store, uid, window="week", limit=5)
+    assert res.info["mode"] == "cold" and len(res.picks) == 5
+    rec.follow(store, uid, "category", "q-bio.BM")
+    res = rec.recommend(store, uid, window="week", limit=PER_TOPIC)
+    assert all(p["paper_id"].startswith("2501.3") for p in res.picks)
+    assert all("which you follow" in p["why"] and "q-bio.BM" in p["why"] for p in res.picks)
+    rec.follow(store, uid, "author", "Galaxies  author1")
+    res = rec.recommend(store, uid, window="week", limit=3)
+    assert all(p["why"].startswith("By Galaxies Author1") for p in res.picks)
+    assert rec.follow(store, uid, "category", "q-bio.BM", undo=True) is True
+    assert [f["kind"] for f in rec.follows(store, uid)] == ["author"]
+
+
+def test_bad_follow_and_unknown_paper_are_clear_errors(store):
+    uid = make_user(store)
+    with pytest.raises(rec.RecommendError, match="not an arXiv category"):
+        rec.follow(store, uid, "category", "<script>")
+    with pytest.raises(rec.RecommendError, match="no paper"):
+        rec.not_interested(store, uid, "9999.99999")
+    with pytest.raises(rec.RecommendError, match="window"):
+        rec.recommend(store, uid, window="year")
+
+
+def test_to_rate_returns_unrated_papers(store):
+    uid = make_user(store)
+    for i in range(3):
+        library.save(store, uid, paper_id("graphs", i))
+    rate = rec.to_rate(store, uid)
+    assert len(rate) == 10
+    assert not {p["paper_id"] for p in rate} & {paper_id("graphs", i) for i in range(3)}
+
+
+def test_feed_token_is_stored_hashed_and_revocable(store):
+    uid = make_user(store)
+    token = rec.new_feed_token(store, uid)
+    assert rec.user_for_feed_token(store, token) == uid
+    newer = rec.new_feed_token(store, uid)
+    assert rec.user_for_feed_token(store, token) is None and rec.user_for_feed_token(store, newer) == uid
+    assert token not in json.dumps([list(r) for r in store.execute("SELECT * FROM feed_tokens")])
+    assert rec.revoke_feed_token(store, uid) and rec.user_for_feed_token(store, newer) is None
+
+
+def test_train_separates_two_clusters():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(16), rng.standard_normal(16)
+    pos = (a + 0.3 * rng.standard_normal((20, 16))).astype(np.float32)
+    neg = (b + 0.3 * rng.standard_normal((60, 16))).astype(np.float32)
+    m = model.train(pos, None, neg)
+    assert (m.linear(pos) > 0).mean() > 0.95 and (m.linear(neg) < 0).mean() > 0.95
+
+
+def _cli(db, *args):
+    from paperwire.cli import cli
+
+    return CliRunner().invoke(cli, ["--db", str(db), *args], catch_exceptions=False)
+
+
+def test_cli_feedback_recommend_follow(store, db_path):
+    uid = make_user(store, "ann")
+    for i in range(3):
+        library.save(store, uid, paper_id("galaxies", i))
+    r = _cli(db_path, "recommend", "--user", "ann", "--window", "all", "--limit", "50", "--json")
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.output)["hits"]
+    assert set(hits[0]) >= {"id", "title", "score", "why"}
+    ids = [h["id"] for h in hits]
+    assert not {paper_id("galaxies", i) for i in range(3)} & set(ids)
+    r = _cli(db_path, "feedback", "--user", "ann", "--not-interested", ids[0])
+    assert r.exit_code == 0 and "recorded" in r.output
+    again = [h["id"] for h in json.loads(_cli(db_path, "recommend", "--user", "ann", "--window", "all", "--limit", "50",
+                                               "--json").output)["hits"]]
+    assert ids[0] not in again
+    assert _cli(db_path, "feedback", "--user", "ann", "--not-interested", ids[0], "--undo").exit_code == 0
+    back = json.loads(_cli(db_path, "recommend", "--user", "ann", "--window", "all", "--limit", "50", "--json").output)
+    assert ids[0] in [h["id"] for h in back["hits"]]
+    r = _cli(db_path, "follow", "--user", "ann", "--category", "cs.LG", "--json")
+    assert json.loads(r.output)["follows"][0]["value"] == "cs.LG"
+    r = _cli(db_path, "feedback", "--user", "nobody", "--not-interested", ids[0])
+    assert r.exit_code == 1 and "no user" in r.output
+
+
+def test_digest_picks_use_the_model_carry_signed_links_and_skip_dismissed(conn, db_path):
+    from datetime import datetime, timezone
+
+    from digest_support import activate, make_settings
+    from paperwire.digest.compose import compose_digest
+    from paperwire.digest.render import digest_message
+    from paperwire.index.build import update_index
+    from paperwire.index.embeddings import FakeEmbedder
+    from paperwire.ingest import import_records
+    from paperwire.recommend.mail_links import read_link_token
+    from recommend_support import records
+
+    engine.clear_cache()
+    now = datetime.now(timezone.utc)
+    import_records(conn, records(day=now.strftime("%Y-%m-%d")))
+    update_index(conn, embedder=FakeEmbedder(64))
+    settings = make_settings(db_path, 2525)
+    uid = make_user(conn)
+    for i in range(3):
+        library.save(conn, uid, paper_id("galaxies", i))
+    rec.not_interested(conn, uid, paper_id("galaxies", 5))
+    rec.follow(conn, uid, "category", "q-bio.BM")
+    sub = activate(conn, settings, "reader@example.org", top_n=0, personal=True)
+    digest = compose_digest(conn, settings, sub, period="daily:test", now=now)
+    picks = next(s for s in digest.sections if s.key == "picks").papers
+    assert picks and all(p["paper_id"].startswith("2501.2") and "which you saved" in p["why"] for p in picks)
+    everything = [p["paper_id"] for s in digest.sections for p in s.papers]
+    assert paper_id("galaxies", 5) not in everything
+    assert any(s.key == "categories" and "q-bio.BM" in s.title for s in digest.sections)  # follows reach the digest
+    _, raw = digest_message(settings, digest, now=now)
+    import email
+    import re
+    from urllib.parse import unquote
+
+    msg = email.message_from_bytes(raw)
+    text = next(part.get_payload(decode=True).decode() for part in msg.walk() if part.get_content_type() == "text/plain")
+    tokens = re.findall(r"/for-you/mail\?token=(\S+)", text)
+    assert len(tokens) == 2 * len(everything)
+    assert {read_link_token(settings.secret_key, unquote(t))[2] for t in tokens} == {"save", "not_interested"}
