@@ -4,13 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install browser bench clean
+.PHONY: demo test install browser postgres bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("paperwire needs Python >= 3.11") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[embed,ann,test]'
+	$(BIN)/python -m pip install -q -e '.[embed,ann,map,postgres,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,7 +26,11 @@ demo: $(STAMP)
 browser:
 	bash scripts/install-browser.sh
 
-test: $(STAMP) browser
+# Debian's PostgreSQL server binaries for the store tests (a throwaway cluster per run).
+postgres:
+	bash scripts/install-postgres.sh
+
+test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest -q
 
 clean:

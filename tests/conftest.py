@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from paperwire.store.db import connect
+from pg_support import engine_conn, pg_cluster, pg_url, store_target  # noqa: F401  (both-engines fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PAPERWIRE_SHARED", ROOT.parent / "shared"))
@@ -26,19 +27,28 @@ def db_path(tmp_path) -> Path:
     return tmp_path / "paperwire.db"
 
 
+# PAPERWIRE_TEST_ENGINE=postgresql runs the tests that take `conn` / `demo_conn` on a
+# PostgreSQL database instead (the porting gauge: which areas work there yet).
+ENGINE = os.environ.get("PAPERWIRE_TEST_ENGINE", "sqlite")
+
+
+def _store(request, db_path):
+    return request.getfixturevalue("pg_url") if ENGINE == "postgresql" else db_path
+
+
 @pytest.fixture
-def conn(db_path):
-    c = connect(db_path)
+def conn(request, db_path):
+    c = connect(_store(request, db_path))
     yield c
     c.close()
 
 
 @pytest.fixture
-def demo_conn(db_path):
+def demo_conn(request, db_path):
     """A database holding the bundled demo corpus."""
     from paperwire.demo import load_demo
 
-    c = connect(db_path)
+    c = connect(_store(request, db_path))
     load_demo(c, progress=False)
     yield c
     c.close()

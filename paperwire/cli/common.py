@@ -35,9 +35,12 @@ class CliContext:
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            from paperwire.store.db import connect
+            from paperwire.store.db import StoreUnavailable, connect
 
-            self._conn = connect(self.settings.db_path)
+            try:
+                self._conn = connect(self.settings.db_path)
+            except StoreUnavailable as exc:
+                fail(str(exc))
         return self._conn
 
 

@@ -12,6 +12,7 @@ from paperwire.ingest import StrictImportError
 from paperwire.sources import FORMATS, import_files
 from paperwire.sources.base import UnreadableFile
 from paperwire.store import papers as store
+from paperwire.store.dialect import db_label
 
 MAX_ERRORS_SHOWN = 20
 
@@ -139,9 +140,9 @@ def demo(ctx, limit, no_serve, host, port):
             fail(str(exc))
     report = load_demo(ctx.conn, progress=sys.stderr.isatty())
     if report is None:
-        click.echo(f"demo corpus already loaded in {ctx.settings.db_path}")
+        click.echo(f"demo corpus already loaded in {db_label(ctx.settings.db_path)}")
     else:
-        click.echo(f"demo corpus loaded into {ctx.settings.db_path}: {report.summary()}")
+        click.echo(f"demo corpus loaded into {db_label(ctx.settings.db_path)}: {report.summary()}")
     click.echo("")
     for p in store.newest_papers(ctx.conn, limit):
         click.echo(clip_line(f"{p['feed_date']}  {p['paper_id']:<18} ", p["title"]))

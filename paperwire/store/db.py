@@ -1,4 +1,5 @@
-"""SQLite connections: WAL, foreign keys, explicit transactions."""
+"""Store connections: SQLite (WAL, foreign keys) or PostgreSQL (a ``postgresql://`` URL,
+see :mod:`paperwire.store.dialect`), explicit transactions on both."""
 
 from __future__ import annotations
 
@@ -7,14 +8,35 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
+from paperwire.store import dialect
+from paperwire.store.dialect import StoreUnavailable, is_postgres, is_url
 from paperwire.store.migrate import migrate
+
+__all__ = ["connect", "transaction", "StoreUnavailable", "is_postgres", "is_url"]
 
 
 def connect(path: str | Path, *, migrate_schema: bool = True, check_same_thread: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
-    The connection is in autocommit mode: group writes with :func:`transaction`.
+    ``path`` is a SQLite file, or a ``postgresql://`` / ``postgres://`` URL: then the
+    connection is a :class:`paperwire.store.dialect.PgConnection` from a per-process
+    pool, and :class:`StoreUnavailable` (one line, no password) says why it cannot be
+    opened. The connection is in autocommit mode: group writes with :func:`transaction`.
     """
+    if is_url(path):
+        conn = dialect.connect_url(str(path))
+        if migrate_schema:
+            try:
+                if migrate(conn):
+                    dialect.refresh_schema(conn)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+    if isinstance(path, str) and "://" in path:
+        # Never again a folder named "mysql:" with a SQLite file in it.
+        raise StoreUnavailable(f"unsupported database URL {path.split('://')[0]}://...: "
+                               "give a SQLite file path or a postgresql:// URL")
     path = Path(path)
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +78,9 @@ def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator
 @contextlib.contextmanager
 def page_cache(conn: sqlite3.Connection, kib: int) -> Iterator[sqlite3.Connection]:
     """Use a page cache of ``kib`` KiB for the duration of a bulk job, then restore it."""
+    if is_postgres(conn):  # the server sizes its own buffers
+        yield conn
+        return
     previous = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute(f"PRAGMA cache_size=-{int(kib)}")
     try:
@@ -72,7 +97,7 @@ def temp_files(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     built over a whole table would grow the process by the index size. The setting
     cannot change inside a transaction; there it is left as it is.
     """
-    if conn.in_transaction:
+    if conn.in_transaction or is_postgres(conn):
         yield conn
         return
     previous = conn.execute("PRAGMA temp_store").fetchone()[0]

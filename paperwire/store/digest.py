@@ -341,7 +341,7 @@ def get_job(conn: sqlite3.Connection, job: str, period: str) -> dict | None:
 def start_job(conn: sqlite3.Connection, job: str, period: str, now: str) -> None:
     conn.execute(
         """INSERT INTO worker_jobs (job, period, state, attempts, started_at) VALUES (?, ?, 'running', 1, ?)
-           ON CONFLICT (job, period) DO UPDATE SET state='running', attempts=attempts+1, started_at=excluded.started_at,
+           ON CONFLICT (job, period) DO UPDATE SET state='running', attempts=worker_jobs.attempts+1, started_at=excluded.started_at,
                finished_at=NULL""", (job, period, now))
 
 

@@ -6,6 +6,11 @@ order, each in its own transaction, and are recorded in ``_migrations``.
 Number ranges by area keep parallel work apart: 0001-0099 core, 0100-0199
 search and embeddings, 0200-0299 web and accounts, 0300-0399 digests,
 0400-0499 harvesting.
+
+On PostgreSQL the same steps run: each ``SQL`` statement goes through
+:func:`paperwire.store.dialect.translate_ddl` (SQLite-only objects such as FTS5 tables
+are skipped), and the whole run holds an advisory lock, so nodes starting together
+migrate once.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import importlib
 import pkgutil
 import sqlite3
 from datetime import datetime, timezone
+
+from paperwire.store.dialect import is_postgres, translate_ddl
+
+_PG_LOCK = 7_041_803_913  # advisory lock key: "migrations of this database"
 
 
 def available_migrations() -> list[str]:
@@ -33,6 +42,17 @@ def applied_migrations(conn: sqlite3.Connection) -> set[str]:
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every pending step; returns the names applied."""
+    if not is_postgres(conn):
+        return _migrate(conn)
+    conn.execute("SELECT pg_advisory_lock(?)", (_PG_LOCK,))
+    try:
+        return _migrate(conn)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(?)", (_PG_LOCK,))
+
+
+def _migrate(conn: sqlite3.Connection) -> list[str]:
+    pg = is_postgres(conn)
     done = applied_migrations(conn)
     ran = []
     for name in available_migrations():
@@ -49,6 +69,10 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
                 module.apply(conn)
             else:
                 for statement in _split_sql(module.SQL):
+                    if pg:
+                        statement = translate_ddl(statement)
+                        if statement is None:
+                            continue
                     conn.execute(statement)
             conn.execute(
                 "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",

@@ -85,7 +85,12 @@ def insert_papers(conn: sqlite3.Connection, rows: list[dict]) -> None:
     """
     if not rows:
         return
-    conn.executemany(_INSERT, [_insert_values(r) for r in rows])
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        from paperwire.store.dialect import copy_rows
+
+        copy_rows(conn, "papers", PAPER_COLUMNS, map(_insert_values, rows))  # COPY: the bulk path
+    else:
+        conn.executemany(_INSERT, [_insert_values(r) for r in rows])
     _write_children(conn, rows, replace=False)
 
 
@@ -112,6 +117,12 @@ def _write_children(conn: sqlite3.Connection, rows: list[dict], *, replace: bool
         rowid = r["id"]
         authors.extend(zip(repeat(rowid), count(), r["authors"], r["author_norms"]))
         cats.extend(zip(repeat(rowid), count(), r["categories"]))
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        from paperwire.store.dialect import copy_rows
+
+        copy_rows(conn, "paper_authors", ("paper", "position", "name", "name_norm"), authors)
+        copy_rows(conn, "paper_categories", ("paper", "position", "category"), cats)
+        return
     conn.executemany("INSERT INTO paper_authors (paper, position, name, name_norm) VALUES (?,?,?,?)", authors)
     conn.executemany("INSERT INTO paper_categories (paper, position, category) VALUES (?,?,?)", cats)
 
@@ -146,6 +157,8 @@ def begin_bulk_load(conn: sqlite3.Connection) -> bool:
     pending. The dropped indexes are recorded in the same transaction, so they are
     either still there or listed for :func:`finish_bulk_load`, whatever kills us.
     """
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        return False  # PostgreSQL loads through its batched path; no index juggling (yet)
     if conn.execute("SELECT 1 FROM papers LIMIT 1").fetchone() or get_meta(conn, BULK_LOAD_KEY) is not None:
         return False
     indexes = _secondary_indexes(conn)

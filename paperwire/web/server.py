@@ -11,6 +11,7 @@ import sys
 import click
 
 from paperwire.settings import Settings, load_settings
+from paperwire.store.dialect import db_label
 
 _DEMO_ENV = "PAPERWIRE_WEB_DEMO"
 _CACHE_ENV = "PAPERWIRE_WEB_CACHE"
@@ -97,7 +98,7 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
         settings = dataclasses.replace(settings, base_url=url.rstrip("/"))
     if demo:
         prepare_demo_index(settings)
-    click.echo(f"paperwire is serving {settings.db_path} at {url}  (Ctrl+C to stop)")
+    click.echo(f"paperwire is serving {db_label(settings.db_path)} at {url}  (Ctrl+C to stop)")
     if workers <= 1:
         from paperwire.web.app import create_app
 
@@ -178,6 +179,13 @@ def prepare_demo_index(settings: Settings) -> None:
                 click.echo(f"search index: {note}", err=True)
             if report.get("embeddings"):
                 click.echo("search index: semantic search and similar papers are ready", err=True)
+            try:  # the topic map (/map, /trends) from those embeddings; needs the map extra
+                from paperwire.topics import map as topic_map
+
+                summary = topic_map.build_map(c)
+                click.echo(f"topic map: {summary['points']} papers in {summary['coarse_clusters']} topics", err=True)
+            except Exception as exc:  # noqa: BLE001 - /map shows an empty state instead
+                click.echo(f"topic map: not built ({exc})", err=True)
         except Exception as exc:  # noqa: BLE001 - the site works lexically without it
             click.echo(f"search index: embeddings not built ({exc})", err=True)
         finally:
