@@ -70,6 +70,7 @@ def test_two_accounts_discuss_report_and_hide(browser, tmp_path):
         top_id = alice.locator("article.comment").first.get_attribute("id")
 
         b_ctx, bob, b_watch = _person(browser, site, "bob")
+        smtp.handler.messages.clear()  # the sign-up verification mails (accounts)
         bob.click(f"#{top_id} .comment-reply summary")
         bob.fill(f"#{top_id} .comment-reply textarea", "Yes, for the attention matrix.")
         bob.click(f"#{top_id} .comment-reply button")

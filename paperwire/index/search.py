@@ -22,12 +22,13 @@ from paperwire.index.resultset import NO_MATCH_COSINE, _Flags, count_results, no
 from paperwire.index.spell import rewrite_words
 from paperwire.store import papers as papers_sql
 from paperwire.store import search as sql
+from paperwire.store.dialect import fts5_is_index
 
 __all__ = ["Hit", "SearchResults", "QueryError", "search", "similar", "MODES", "SORTS"]
 
 MODES = ("hybrid", "lexical", "semantic")
 SORTS = ("relevance", "date", "votes")
-MAX_LIMIT = 100
+MAX_LIMIT = 120  # HF's papers search allows up to 120 (issue 12)
 MAX_DEPTH = 1000  # offset + limit: deeper pages are not useful and cost time
 COUNT_CAP = 10_000
 # A query with a misspelt word that matches fewer papers than this is run corrected.
@@ -190,10 +191,17 @@ def search(
                 notes.append("no search words: newest first")
             return _results(conn, ranked, total, "lexical", notes, pq, offset, limit, sort, paged=True,
                             with_snippets=with_snippets, with_title_html=with_title_html)
+        excl: dict = {"excluded": exclusion_expression(pq)}
+        if pq.excluded and not fts5_is_index(conn):
+            # No FTS5 in a PostgreSQL store: the node's tantivy replica names the excluded papers.
+            lex_index = fast_ready(conn)
+            if lex_index is None:
+                raise QueryError("Exclusions need the lexical index: run `paperwire index`.")
+            excl = {"excluded_rowids": lex_index.any_of(pq.excluded)}
         ids, total = sql.filtered_recent(
             conn, authors=pq.authors, categories=pq.categories, published_from=pq.date_from,
             published_to=pq.date_to, order="votes" if sort == "votes" else "date", limit=limit, offset=offset,
-            excluded=exclusion_expression(pq),
+            **excl,
         )
         if sort == "relevance":
             notes.append("no search words: newest first")

@@ -87,6 +87,9 @@ def signup(request: Request, username: str = Form(""), email: str = Form(""), pa
         user_id = accounts.create_user(conn(request), username, email, security.hash_password(password))
     except accounts.AccountError as exc:
         return render(request, "signup.html", dict(ctx, error=str(exc).capitalize() + "."), status=422)
+    from paperwire.web.settings_routes import send_signup_verification
+
+    send_signup_verification(request, user_id)  # the verification mail (never fails the sign-up)
     return start_session(request, user_id, ctx["next_url"])
 
 
@@ -122,6 +125,10 @@ def login(request: Request, login: str = Form(""), password: str = Form(""), csr
     ok, new_hash = security.verify_password(user["password_hash"] if user else None, password[:security.MAX_PASSWORD])
     if not ok:
         return render(request, "login.html", dict(ctx, error="Wrong username or password."), status=401)
+    from paperwire.accounts.admin import is_banned
+
+    if is_banned(c, user["id"]):  # paperwire/accounts/admin.py: banned accounts cannot sign in
+        return render(request, "login.html", dict(ctx, error="This account is banned."), status=403)
     if new_hash:
         accounts.set_password_hash(c, user["id"], new_hash)
     accounts.rate_clear(c, limits[-1][0])  # the account's (or device's) budget; the address keeps its count
@@ -167,7 +174,9 @@ def hide_form(request: Request, paper_id: str, csrf_token: str = Form(""), actio
     paper = lookup_paper(request, paper_id)
     if paper is None:
         return error_page(request, 404, "Paper not found", f"There is no paper {paper_id!r} here.")
-    accounts.set_hidden(conn(request), paper["id"], action == "hide")
+    from paperwire.accounts.admin import set_paper_hidden
+
+    set_paper_hidden(conn(request), user, paper, action == "hide")  # with an admin_audit row
     return RedirectResponse(f"/papers/{paper['paper_id']}", status_code=303)
 
 

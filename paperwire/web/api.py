@@ -4,7 +4,7 @@
 Hugging Face Papers API (same paths, parameters and field names), so
 ``huggingface_hub.HfApi`` works against a paperwire server with
 ``HF_ENDPOINT=http://host:port``. Our extras live under ``/api/v1/``.
-Bad parameters answer 422 with ``{"error": "..."}``, unknown ids 404.
+Bad parameters answer 422 with ``{"error": "..."}`` (a bad date/week/month 400, as on HF), unknown ids 404.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Literal
 
 from fastapi import APIRouter, Body, Query, Request
 
-from paperwire import rank
-from paperwire.store import accounts, feed
+from paperwire import feed, rank
+from paperwire.store import accounts
 from paperwire.web import hf, periods, searching
 from paperwire.web.account_routes import submit_arxiv_id
 from paperwire.web.context import (JSONResponse, cached_page, cached_search, check_csrf, conn, csrf_token, current_user,
@@ -35,9 +35,10 @@ def _base(request: Request) -> str:
 @router.get("/daily_papers", tags=["HF-compatible"], summary="Papers of a day, week or month")
 def daily_papers(
     request: Request,
-    date: str | None = Query(None, description="YYYY-MM-DD", max_length=10),
-    week: str | None = Query(None, description="ISO week, YYYY-Www (e.g. 2025-W09)", max_length=8),
-    month: str | None = Query(None, description="YYYY-MM", max_length=7),
+    # No max_length: a bad date/week/month of any length answers 400, as on HF (below).
+    date: str | None = Query(None, description="YYYY-MM-DD"),
+    week: str | None = Query(None, description="ISO week, YYYY-Www (e.g. 2025-W09)"),
+    month: str | None = Query(None, description="YYYY-MM"),
     submitter: str | None = Query(None, description="only papers submitted by this user", max_length=64),
     sort: Literal["publishedAt", "trending"] = Query("publishedAt"),
     p: int = Query(0, ge=0, le=100000, description="page number, from 0"),
@@ -47,11 +48,11 @@ def daily_papers(
     Without date/week/month: the newest papers (or the trending ones with ``sort=trending``)."""
     given = [(k, v) for k, v in (("day", date), ("week", week), ("month", month)) if v]
     if len(given) > 1:
-        return _err(422, "give at most one of date, week, month")
+        return _err(400, "give at most one of date, week, month")
     try:
-        period = periods.parse(*given[0]) if given else None
+        period = periods.parse(given[0][0], given[0][1][:40]) if given else None
     except periods.PeriodError as exc:
-        return _err(422, str(exc))
+        return _err(400, str(exc))  # HF answers 400 (huggingface_hub raises BadRequestError)
     order = "trending" if sort == "trending" else "date"
 
     def build():
@@ -75,7 +76,7 @@ async def papers_search(
     request: Request,
     q: str | None = Query(None, description="query (at most 250 characters); supports author:, cat:, year:",
                           max_length=searching.MAX_QUERY_CHARS),
-    limit: int = Query(50, ge=1, le=100),
+    limit: int = Query(50, ge=1, le=120),  # HF's maximum
     p: int = Query(0, ge=0, le=1000, description="page number, from 0"),
     mode: Literal["hybrid", "lexical", "semantic"] = Query("hybrid"),
     sort: Literal["relevance", "date", "votes"] = Query("relevance"),
@@ -92,18 +93,26 @@ async def papers_search(
             return _err(422, str(exc))
         return JSONResponse([hf.daily_item(h.paper, _base(request), snippet=h.snippet, score=h.score)
                              for h in res.hits],
-                            headers={"X-Total-Count": str(res.total), "X-Search-Mode": res.mode})
+                            headers={"X-Total-Count": str(res.total), "X-Search-Mode": res.mode,
+                                     "X-Total-Exact": "true" if res.total_exact else "false"})
     return await cached_search(request, build)
 
 
 @router.get("/papers/{paper_id:path}", tags=["HF-compatible"], summary="One paper")
-def paper_info(request: Request, paper_id: str):
-    """The paper object (HF ``paper_info``): id, title, summary, authors, publishedAt, upvotes, ..."""
+def paper_info(request: Request, paper_id: str,
+               field: Literal["comments"] | None = Query(None, description="comments: add the discussion")):
+    """The paper object (HF ``paper_info``): id, title, summary, authors, publishedAt, upvotes, ...
+    With ``field=comments``: plus ``comments[]`` in HF's shape (paperwire.web.discuss_routes)."""
     def build():
         paper = lookup_paper(request, paper_id)
         if paper is None or paper.get("hidden"):
             return _err(404, f"paper {paper_id[:100]!r} not found")
-        return JSONResponse(hf.paper_object(paper, _base(request)))
+        data = hf.paper_object(paper, _base(request))
+        if field == "comments":
+            from paperwire.web.discuss_routes import api_comments
+
+            data["comments"] = api_comments(request, paper)
+        return JSONResponse(data)
     return cached_page(request, build)
 
 

@@ -142,6 +142,8 @@ def create_app(settings: Settings, *, demo: bool = False, cache: bool = True) ->
     importlib.import_module("paperwire.web.foryou_routes").install(app, st)  # For you, follows, feedback API
     importlib.import_module("paperwire.web.discuss_routes").install(app, st)  # comments, notifications, moderation
     app.include_router(importlib.import_module("paperwire.web.map_routes").router)  # /map, /trends, /api/v1/map
+    importlib.import_module("paperwire.web.settings_routes").install(app, st)  # tokens, password, e-mail, avatar
+    importlib.import_module("paperwire.web.profile_routes").install(app, st)  # /u/NAME, /admin/*, /api/papers
     app.include_router(pages.router)  # last: /papers/{id:path} is a catch-all under /papers/
 
     @app.exception_handler(StarletteHTTPException)

@@ -21,10 +21,11 @@ from urllib.parse import quote
 import anyio
 import jinja2
 import orjson
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.responses import JSONResponse as _StarletteJSON
 
+from paperwire.accounts import tokens as api_tokens
 from paperwire.settings import Settings
 from paperwire.store import accounts
 from paperwire.store.db import connect
@@ -153,11 +154,28 @@ def current_user(request: Request) -> dict | None:
     if "user" in request.state._state:
         return request.state.user
     user = None
+    bearer = api_tokens.bearer(request.headers.get("authorization"))
+    if bearer is not None:
+        # A personal API token (paperwire.accounts.tokens) replaces the session; a bad,
+        # revoked or banned one is refused outright (401), never read as "anonymous".
+        user = api_tokens.authenticate(conn(request), bearer)
+        if user is None:
+            raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        request.state.user = user
+        return user
     token = request.cookies.get(security.SESSION_COOKIE)
     if token and len(token) < 200:
         user = accounts.session_user(conn(request), token)
     request.state.user = user
     return user
+
+
+def token_scope(request: Request) -> str | None:
+    """``read`` / ``write`` for a request made with an API token, else None."""
+    if request.headers.get("authorization") is None:
+        return None
+    user = current_user(request)
+    return user.get("token_scope") if user else None
 
 
 def csrf_token(request: Request) -> str:
@@ -170,6 +188,11 @@ def csrf_token(request: Request) -> str:
 
 
 def check_csrf(request: Request, submitted: str | None) -> bool:
+    """The form / header CSRF token is right, or the request carries a write-scope API
+    token instead (a read-scope one never passes: it cannot write)."""
+    scope = token_scope(request)
+    if scope is not None:
+        return scope == "write"
     return security.csrf_ok(
         state(request).settings.secret_key, request.cookies.get(security.CSRF_COOKIE), submitted
     )
@@ -246,7 +269,7 @@ def cached_page(request: Request, build: Callable[[], Response], *, time_bucket:
     (Hits are usually answered earlier, by :class:`paperwire.web.app.CacheFastPath`.)
     """
     st = state(request)
-    anonymous = security.SESSION_COOKIE not in request.cookies
+    anonymous = security.SESSION_COOKIE not in request.cookies and "authorization" not in request.headers
     if not (st.cache_enabled and anonymous and request.method == "GET"):
         resp = build()
         resp.headers.setdefault("Cache-Control", "private, no-store" if not anonymous else "no-cache")

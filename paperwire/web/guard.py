@@ -8,7 +8,10 @@
    the header. uvicorn's own proxy handling (which trusts 127.0.0.1) is switched off
    where paperwire starts uvicorn; the address found here replaces ``scope["client"]``,
    so rate limits everywhere (``request.client.host``) see it.
-2. **API writes authenticate first.** A POST/PUT/PATCH/DELETE under ``/api/`` needs the
+2. **API tokens.** A request with ``Authorization: Bearer TOKEN`` is checked here, on
+   every route (paperwire/accounts/tokens.py): an unknown, revoked or banned-account
+   token gets 401, a read-scope token on a POST/PUT/PATCH/DELETE 403.
+2b. **API writes authenticate first.** A POST/PUT/PATCH/DELETE under ``/api/`` needs the
    ``X-CSRF-Token`` header (403) and a live session (401) before its body is read or
    validated: an anonymous request never gets a 422 that tells it about the body.
 3. **Body size.** A body over ``settings.max_body_bytes`` (or a route prefix's entry in
@@ -109,10 +112,13 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = None
+        authorization = False
         forwarded: list[str] = []
         for k, v in scope.get("headers", ()):
             if k == b"content-length":
                 length = v
+            elif k == b"authorization":
+                authorization = True
             elif k == b"x-forwarded-for":
                 forwarded.append(v.decode("latin-1"))
         if self.trusted:
@@ -122,6 +128,10 @@ class RequestGuard:
                 scope = dict(scope, client=(real, 0))
         method = scope.get("method", "GET")
         path = scope.get("path", "")
+        if authorization:  # an API token: a revoked or unknown one is refused on every route (401)
+            problem = self._token_problem(scope)
+            if problem is not None:
+                return await problem(scope, receive, send)
         if method in _UNSAFE and path.startswith("/api/") and not path.startswith(ANONYMOUS_API_WRITES):
             problem = self._api_writer_problem(scope)
             if problem is not None:
@@ -150,6 +160,18 @@ class RequestGuard:
             return message
 
         await self.app(scope, counted, send)
+
+    def _token_problem(self, scope):
+        """401 for a Bearer token that is not live, 403 for a read-scope token on a write."""
+        request = Request(scope)
+        try:
+            user = current_user(request)  # caches the user in scope["state"] for the route
+        except HTTPException as exc:
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        if user is not None and user.get("token_scope") == "read" and scope.get("method") in _UNSAFE:
+            return JSONResponse({"error": "this API token is read-only (scope read); create a write token"},
+                                status_code=403)
+        return None
 
     def _api_writer_problem(self, scope):
         """A response for an API write that may not go on, else None (headers only)."""

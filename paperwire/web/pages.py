@@ -234,7 +234,7 @@ def paper_page(request: Request, paper_id: str):
     def build():
         suffix = None
         pid = paper_id
-        for ext in (".bib", ".json"):
+        for ext in (".bib", ".json", ".md"):
             if pid.endswith(ext) and lookup_paper(request, pid) is None:
                 pid, suffix = pid[: -len(ext)], ext
         paper = lookup_paper(request, pid)
@@ -245,6 +245,8 @@ def paper_page(request: Request, paper_id: str):
             return RedirectResponse(f"/papers/{paper['paper_id']}", status_code=301)
         if suffix == ".bib":
             return PlainTextResponse(to_bibtex(paper), media_type="application/x-bibtex; charset=utf-8")
+        if suffix == ".md" or (suffix is None and "text/markdown" in request.headers.get("accept", "")):
+            return _markdown(request, paper)  # HF's read_paper (paperwire/paper_markdown.py)
         similar = searching.similar_papers(conn(request), paper["paper_id"], limit=6)
         if suffix == ".json" or wants_json(request):
             data = hf.paper_object(paper, _base(request))
@@ -255,3 +257,13 @@ def paper_page(request: Request, paper_id: str):
             "voted": _voted(request, [paper]), "hidden": bool(paper.get("hidden")),
         })
     return cached_page(request, build)
+
+
+def _markdown(request: Request, paper: dict) -> Response:
+    from paperwire.paper_markdown import paper_markdown
+
+    user = current_user(request)
+    if paper.get("hidden") and not (user and user["is_admin"]):
+        return PlainTextResponse("paper not found\n", status_code=404)
+    return PlainTextResponse(paper_markdown(paper, _base(request)), media_type="text/markdown; charset=utf-8",
+                             headers={"Vary": "Accept"})
