@@ -83,6 +83,7 @@ def tick(conn: sqlite3.Connection, settings: Settings, now: datetime | None = No
         for f in report.failed:
             did.append(f"  failed: {f['recipient']}: {f['error']}")
     did += _sync(conn, settings, now)
+    did += _topic_map(conn, now)
     for kind in ("confirm", "digest"):
         try:
             r = deliver_due(conn, settings, kind, wait_for_retries=False, lock_timeout=0)
@@ -91,6 +92,11 @@ def tick(conn: sqlite3.Connection, settings: Settings, now: datetime | None = No
         if r.sent or r.failed or r.notes:
             did.append(f"outbox {kind}: {r.sent} sent, {len(r.failed)} failed, {r.deferred} deferred"
                        + (f" ({r.notes[-1]})" if r.notes else ""))
+    from paperwire.discuss.mail import deliver_pending  # reply notifications left queued by the web
+
+    r = deliver_pending(conn, settings, lock_timeout=0)
+    if r["sent"] or r["failed"] or r["retry"]:
+        did.append(f"reply mail: {r['sent']} sent, {r['failed']} failed, {r['retry']} to retry")
     return did
 
 
@@ -126,6 +132,19 @@ def _sync(conn: sqlite3.Connection, settings: Settings, now: datetime) -> list[s
     with transaction(conn):
         sql.finish_job(conn, "sync", period, "done", _iso(now), str(result)[:500])
     return [f"sync {period}: done {str(result)[:200]}"]
+
+
+def _topic_map(conn: sqlite3.Connection, now: datetime) -> list[str]:
+    """Weekly map refit, new papers placed in between (paperwire.topics.schedule)."""
+    try:
+        from paperwire.topics import schedule
+    except ImportError as exc:  # pragma: no cover - the topics package ships with paperwire
+        return [f"map: unavailable ({exc})"]
+    try:
+        return schedule.tick(conn, now)
+    except Exception as exc:  # the map must never stop digests or the outbox
+        log.exception("topic map job failed")
+        return [f"map: failed ({type(exc).__name__}: {exc})"]
 
 
 def run_worker(settings: Settings, *, once: bool = False, interval: float = 60.0,

@@ -21,6 +21,12 @@ def serve(ctx, host, port, workers, no_cache, log_level):
     from paperwire.settings import secret_key_note
     from paperwire.web.server import PortInUse, check_port, run_server
 
+    from paperwire.web.guard import parse_networks
+
+    try:
+        parse_networks(ctx.settings.trusted_proxies)
+    except ValueError as exc:  # PAPERWIRE_TRUSTED_PROXIES: one line, not a traceback
+        fail(str(exc))
     try:
         check_port(host, port)  # first: a busy port is one line, before anything else is said or done
         note = secret_key_note(ctx.settings)  # workers share the key: run_server passes it to them

@@ -1,0 +1,161 @@
+"""The topic map as a person uses it, in Debian's headless Chromium: open /map on the demo
+corpus, zoom with the wheel, hover a dot for its title, click it and land on its paper; the
+same by touch on a phone; dark mode. Screenshots go to artifacts/screenshots/ and are checked
+for a drawn canvas (distinct colours counted with Pillow)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+pytest.importorskip("umap")
+
+from test_browser import ARGS, CHROMIUM, SHOTS, Watch  # noqa: E402
+from web_support import demo_db, live_server  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed")]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from paperwire.index.embeddings import FakeEmbedder
+    from paperwire.index.vectors import embed_missing
+    from paperwire.store.db import connect
+    from paperwire.topics import map as topic_map
+
+    db = demo_db(tmp_path_factory.mktemp("mapdemo"))
+    conn = connect(db)
+    embed_missing(conn, FakeEmbedder(64))  # the demo corpus, embedded offline and fast
+    topic_map.build_map(conn, seed=0)
+    conn.close()
+    with live_server(db) as url:
+        yield url
+
+
+def _colours(png: bytes) -> int:
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    return len(img.getcolors(maxcolors=1 << 24))
+
+
+def _canvas_shot(page, name: str) -> int:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=False)
+    return _colours(page.locator("#map-canvas").screenshot())
+
+
+def _until(page, check, tries: int = 100) -> None:
+    """Poll ``check`` from Python: page-side predicates (wait_for_function) may need eval,
+    which the site's CSP (script-src 'self') refuses."""
+    for _ in range(tries):
+        if check():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("timed out waiting for the page")
+
+
+def _probe(page):
+    """The settled probe dot (a dot near the middle with no neighbour within 20 px): (x, y, id)."""
+    c = page.locator("#map-canvas")
+    for _ in range(100):  # polled from here: a page-side predicate would need eval, which the CSP refuses
+        if c.get_attribute("data-probe-id") and c.get_attribute("data-probe-scale") == c.get_attribute("data-scale"):
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError("the map never settled on a probe dot")
+    return float(c.get_attribute("data-probe-x")), float(c.get_attribute("data-probe-y")), c.get_attribute("data-probe-id")
+
+
+def _ready(page):
+    page.wait_for_selector("#map-canvas[data-ready='1']", timeout=30000)
+    page.wait_for_timeout(200)  # one animation frame after the data arrived
+
+
+def test_map_zoom_hover_click_desktop(browser, site):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    watch = Watch(page)
+    page.goto(site + "/map")
+    _ready(page)
+    canvas = page.locator("#map-canvas")
+    assert int(canvas.get_attribute("data-points")) > 2000
+    assert _canvas_shot(page, "map-desktop.png") > 40  # dots in many cluster colours and labels, not blank
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(3):
+        page.mouse.wheel(0, -400)
+        page.wait_for_timeout(150)
+    assert float(canvas.get_attribute("data-scale")) > 2
+    _canvas_shot(page, "map-desktop-zoomed.png")
+    x, y, pid = _probe(page)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    page.wait_for_selector("#map-tip:not([hidden]) strong", timeout=5000)
+    _until(page, lambda: page.locator("#map-tip strong").inner_text() != pid)  # the title arrived, not just the id
+    tip = page.locator("#map-tip strong").inner_text()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.wait_for_url("**/papers/**", timeout=10000)
+    assert page.url.endswith("/papers/" + pid)
+    assert page.locator("h1.paper-title").inner_text().strip()[:20] == tip.strip()[:20]
+    assert watch.problems == [], watch.problems
+    ctx.close()
+
+
+def test_map_search_highlight_and_header_link(browser, site):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    watch = Watch(page)
+    page.goto(site + "/")
+    page.click("nav.mainnav a[href='/map']")
+    _ready(page)
+    before = page.locator("#map-canvas").screenshot()
+    page.fill("#map-q", "language models")
+    page.press("#map-q", "Enter")
+    page.wait_for_selector("#map-canvas[data-hits]", timeout=20000)
+    assert int(page.locator("#map-canvas").get_attribute("data-hits")) > 0
+    assert "on the map" in page.locator("#map-note").inner_text()
+    page.wait_for_timeout(200)
+    assert page.locator("#map-canvas").screenshot() != before  # highlighted and zoomed to the hits
+    page.check("#map-today")
+    _until(page, lambda: "listed on" in page.locator("#map-note").inner_text())
+    assert watch.problems == [], watch.problems
+    ctx.close()
+
+
+def test_map_on_a_phone_touch_and_dark(browser, site):
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                              has_touch=True, color_scheme="dark")
+    page = ctx.new_page()
+    watch = Watch(page)
+    page.goto(site + "/map")
+    _ready(page)
+    canvas = page.locator("#map-canvas")
+    box = canvas.bounding_box()
+    assert box["width"] <= 390 and box["height"] > 300  # fits the screen, no sideways scroll
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert _canvas_shot(page, "map-phone-dark.png") > 40
+    bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert bg != "rgb(255, 255, 255)"  # dark mode applies
+    for _ in range(2):
+        page.locator("#map-in").tap()
+        page.wait_for_timeout(80)
+    assert float(canvas.get_attribute("data-scale")) > 2
+    x, y, pid = _probe(page)
+    box = canvas.bounding_box()  # tapping the zoom button may have scrolled the page
+    page.touchscreen.tap(box["x"] + x, box["y"] + y)
+    page.wait_for_url("**/papers/**", timeout=10000)
+    assert page.url.endswith("/papers/" + pid)
+    assert watch.problems == [], watch.problems
+    ctx.close()
