@@ -152,11 +152,20 @@ def iter_paper_vectors(
         "ON e.model=? AND e.content_hash=p.content_hash WHERE " + " AND ".join(where[1:] or ["1"])
     )
     if rowids is not None:
+        # Papers first, each vector by its (model, content_hash) key: with the JOIN above the
+        # planner may walk every embedding of the model for a short id list (24 s per 500
+        # ids at 100k papers, against 0.1 s this way).
+        seq = " AND e.seq>?" if min_seq is not None else ""
+        by_id = (
+            "SELECT p.id, (SELECT e.vector FROM embeddings e WHERE e.model=? AND e.content_hash=p.content_hash"
+            f"{seq}) FROM papers p WHERE " + ("p.hidden=0" if not include_hidden else "1")
+        )
         ids = sorted(set(int(r) for r in rowids))
         for i in range(0, len(ids), _CHUNK):
             part = ids[i : i + _CHUNK]
             marks = ",".join("?" * len(part))
-            rows = conn.execute(base + f" AND p.id IN ({marks})", [*params, *part]).fetchall()
+            rows = [r for r in conn.execute(by_id + f" AND p.id IN ({marks})", [*params, *part]).fetchall()
+                    if r[1] is not None]
             if rows:
                 yield np.fromiter((r[0] for r in rows), np.int64, len(rows)), from_blobs([r[1] for r in rows], dim)
         return

@@ -212,24 +212,3 @@ def points_for_rowids(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[s
             f"SELECT p.id AS rowid, p.paper_id FROM papers p JOIN topic_map_points t ON t.paper=p.id "
             f"WHERE p.hidden=0 AND p.id IN ({marks})", part).fetchall()
     return out
-
-
-def vectors_for_rowids(conn: sqlite3.Connection, model: str, rowids: Sequence[int]) -> tuple[list[int], list[bytes]]:
-    """``(rowids, float32 blobs)`` of the given visible papers' ``model`` vectors.
-
-    CROSS JOIN keeps SQLite's loop order papers -> embeddings: with a 500-id IN list and a
-    plain JOIN its planner walks every embedding of the model instead (24 s vs 0.1 s per
-    chunk at 100k papers, measured). Standard SQL; PostgreSQL plans it the same either way.
-    """
-    out_ids: list[int] = []
-    out_blobs: list[bytes] = []
-    ids = [int(r) for r in rowids]
-    for i in range(0, len(ids), _CHUNK):
-        part = ids[i:i + _CHUNK]
-        marks = ",".join("?" * len(part))
-        for rid, blob in conn.execute(
-                f"SELECT p.id, e.vector FROM papers p CROSS JOIN embeddings e WHERE p.id IN ({marks}) "
-                f"AND p.hidden=0 AND e.model=? AND e.content_hash=p.content_hash ORDER BY p.id", (*part, model)):
-            out_ids.append(rid)
-            out_blobs.append(blob)
-    return out_ids, out_blobs

@@ -268,9 +268,11 @@ def _save_cache(conn, rowids, vecs, xy, built_at: str) -> None:
 
 
 def _vectors(conn: sqlite3.Connection, model: str, rowids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    ids, blobs = sql.vectors_for_rowids(conn, model, rowids)
-    dim = store_emb.model_dim(conn, model) or 0
-    return np.asarray(ids, dtype=np.int64), store_emb.from_blobs(blobs, dim)
+    """The visible papers' ``model`` vectors among ``rowids``, in rowid order."""
+    chunks = list(store_emb.iter_paper_vectors(conn, model, rowids=rowids))
+    if not chunks:
+        return np.zeros(0, np.int64), np.zeros((0, store_emb.model_dim(conn, model) or 0), np.float32)
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
 
 def _fitted_sample(conn: sqlite3.Connection, model: str, built_at: str) -> tuple[np.ndarray, np.ndarray]:
