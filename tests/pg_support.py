@@ -131,12 +131,16 @@ def pg_cluster():
 
 
 @pytest.fixture
-def pg_url(pg_cluster):
-    """The URL of a fresh, empty database in the session cluster."""
+def pg_url(pg_cluster, tmp_path_factory, monkeypatch):
+    """The URL of a fresh, empty database in the session cluster. Its node caches
+    (tantivy, vectors) go to a temp folder, for this process and the CLI it starts."""
+    from paperwire.index import fastlex
     from paperwire.store.dialect import close_pools
 
+    monkeypatch.setenv("PAPERWIRE_INDEX_DIR", str(tmp_path_factory.mktemp("pg-index")))
     url = pg_cluster.create_database()
     yield url
+    fastlex.close_all()
     close_pools()
 
 

@@ -52,6 +52,8 @@ def test_fast_path_follows_updates_and_deletes_old_text(econn):
 
 
 def test_stale_fast_index_is_bypassed(econn):
+    if getattr(econn, "dialect", "sqlite") == "postgresql":
+        pytest.skip("SQLite only: on PostgreSQL tantivy is the index and catches up, nothing to bypass to")
     import_records(econn, [PaperRecord(title="Quantum error correction codes", abstract="Surface codes.", source="t")])
     update_lexical(econn)  # FTS5 caught up, tantivy not
     assert fastlex.fast_ready(econn) is None

@@ -53,6 +53,7 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
     upto = sql.store_rev(conn)
     stats = {"scanned": 0, "indexed": 0, "removed": 0}
     vocab = spell.vocab_built(conn)
+    recount = False  # PostgreSQL: a changed or removed paper's old text is not kept
     if upto > since:
         bar = _progress(sql.count_changed_between(conn, since, upto), "lexical", progress)
         after = 0
@@ -68,8 +69,10 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
                 lh = _lex_hash(fields)
                 if have.get(r["id"], (None, None))[1] != lh:
                     docs.append((r["id"], *fields, r["content_hash"], lh))
+            if vocab and not vocab_sql.texts_kept(conn) and any(d[0] in have for d in docs):
+                recount = True
             with transaction(conn):
-                if vocab:
+                if vocab and not recount:
                     # The vocabulary moves with the index, in the same transaction.
                     old = vocab_sql.indexed_texts(conn, [d[0] for d in docs])
                     spell.apply_delta(conn, spell.delta_for(old, {d[0]: (d[1], d[2]) for d in docs}))
@@ -81,8 +84,9 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
             bar.close()
     if sql.count_indexed(conn) > count_papers(conn):
         gone = sql.orphan_docs(conn)
+        recount = recount or not vocab_sql.texts_kept(conn)
         with transaction(conn):
-            if vocab:
+            if vocab and not recount:
                 spell.apply_delta(conn, spell.delta_for(vocab_sql.indexed_texts(conn, gone), {}))
             sql.delete_docs(conn, gone)
             prev = sql.get_state(conn, "deleted_rowids", "")
@@ -93,8 +97,9 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
     if upto > since:
         with transaction(conn):
             sql.set_state(conn, "lexical_rev", upto)
-    if not vocab:
+    if not vocab or recount:
         # First run, or a store indexed before the vocabulary existed: count it all once.
+        # (PostgreSQL also recounts after a paper changed or went: see texts_kept.)
         stats["vocabulary"] = spell.rebuild_vocab(conn)
     return stats
 

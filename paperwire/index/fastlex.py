@@ -12,6 +12,13 @@ falls back to FTS5 with identical semantics.
 The tantivy index is a rebuildable cache in ``<db>.tantivy/``. ``search_state`` records
 the store revision it reflects (``tantivy_rev``); updates delete-then-add by rowid, so a
 killed run is redone safely by the next one.
+
+On PostgreSQL there is no FTS5: tantivy *is* the lexical index, one replica per node in
+the node's cache folder (:func:`paperwire.store.meta.cache_base`). It follows the
+store's change log directly: its directory records the store revision it reflects, and
+:func:`fast_ready` catches it up to ``meta.rev`` (papers written since) before answering,
+so a paper committed through any node or worker is searchable on every node at its next
+search. Nothing per node is written to the shared store.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from pathlib import Path
 from paperwire.index.query import category_tokens
 from paperwire.model import normalize_title
 from paperwire.store import search as sql
+from paperwire.store.dialect import fts5_is_index
 from paperwire.store.meta import database_file
 
 PIP_FAST = "pip install tantivy  (or: pip install 'paperwire[fast]')"
@@ -35,6 +43,7 @@ _SCHEMA_VERSION = "3"
 
 _LOCK = threading.Lock()
 _OPEN: dict[str, "FastIndex"] = {}
+_CATCH_UP = threading.Lock()  # one catch-up per process; other processes: tantivy's writer lock
 
 
 def available() -> bool:
@@ -217,6 +226,18 @@ class FastIndex:
         hits = searcher.search(both, len(ids)).hits
         return set(_rowids(searcher, [addr for _, addr in hits]))
 
+    def any_of(self, phrases: list[str]) -> set[int]:
+        """Rowids of every document containing one of ``phrases`` (the exclusions of a
+        filters-only query, which PostgreSQL cannot match in SQL)."""
+        if not phrases:
+            return set()
+        query = self.index.parse_query(" ".join('"' + p + '"' for p in phrases), ["text", "title"])
+        searcher = self.index.searcher()
+        n = int(searcher.search(query, 1, count=True).count)
+        if n == 0:
+            return set()
+        return set(_rowids(searcher, [addr for _, addr in searcher.search(query, n).hits]))
+
     def count(self, words, **kw) -> int:
         """How many documents a query matches."""
         query = self._query(words, **kw)
@@ -263,6 +284,8 @@ def update_fast(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
     if idx is None:
         stats["skipped"] = "tantivy not installed" if not available() else "in-memory database"
         return stats
+    if not fts5_is_index(conn):
+        return _follow_store(conn, idx, stats, progress=progress)
     since = int(sql.get_state(conn, "tantivy_rev", "0"))
     if idx.stored_rev() != since:
         # The directory was removed or replaced (or belongs to another copy of the db):
@@ -307,8 +330,61 @@ def update_fast(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
     return stats
 
 
+def _follow_store(conn, idx: FastIndex, stats: dict, *, progress: bool = False) -> dict:
+    """PostgreSQL: bring this node's replica up to the store revision (papers written since
+    the revision its directory records; rowids the store's bookkeeping lists as deleted go)."""
+    with _CATCH_UP:
+        since = idx.stored_rev()
+        upto = sql.store_rev(conn)
+        if upto <= since:
+            return stats
+        if since == 0:
+            idx.clear()  # a fresh or foreign directory: start from nothing
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=sql.count_changed_between(conn, since, upto), desc="tantivy", unit="paper",
+                       file=sys.stderr, leave=False, dynamic_ncols=True)
+
+        def docs():
+            after = 0
+            while True:
+                rows = sql.papers_changed_between_dated(conn, since, upto, after, 5000)
+                if not rows:
+                    return
+                after = rows[-1][0]
+                yield from rows
+
+        # The deleted list is shared by every node, so it is never cleared here (a delete
+        # applied twice is harmless).
+        gone = sql.orphan_docs_since(conn) if since else []
+        try:
+            stats["indexed"] = idx.write(docs(), gone, progress=bar.update if bar else None)
+        except ValueError as exc:  # another process of this node holds the writer lock
+            stats["skipped"] = f"tantivy index busy: {exc}"
+            return stats
+        finally:
+            if bar:
+                bar.close()
+        idx.write_rev(upto)
+        stats["rev"] = upto
+    return stats
+
+
 def fast_ready(conn: sqlite3.Connection) -> FastIndex | None:
-    """The tantivy index if it reflects the same store revision as FTS5, else None."""
+    """The tantivy index if it reflects the same store revision as FTS5, else None.
+
+    PostgreSQL: this node's replica, caught up to the store revision first (a replica
+    another process is updating answers as it stands meanwhile)."""
+    if not fts5_is_index(conn):
+        idx = open_index(conn)
+        if idx is None:
+            return None
+        if idx.stored_rev() < sql.store_rev(conn):
+            _follow_store(conn, idx, {})
+        idx.reload_if(idx.stored_rev())
+        return idx
     trev = sql.get_state(conn, "tantivy_rev")
     if trev is None or trev != sql.get_state(conn, "lexical_rev"):
         return None

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from paperwire.index.query import STOPWORDS, ParsedQuery, category_tokens, fts_expression, text_only_expression, tokens
 from paperwire.store import search as sql
+from paperwire.store.dialect import fts5_is_index
 
 # bm25 column weights (title, abstract, authors). Title above abstract, tuned on SciFact
 # train (BENCHMARKS.md).
@@ -62,6 +63,15 @@ def lexical_search(
             return fast.search(pq.words, limit, **fast_filters(pq))
         if engine == "tantivy":
             raise RuntimeError("the tantivy index is not available or not caught up")
+    if not fts5_is_index(conn):
+        # A PostgreSQL store has no FTS5: its lexical index is the node's tantivy replica.
+        from paperwire.index.fastlex import PIP_FAST, fast_ready
+        from paperwire.index.query import QueryError
+
+        fast = fast_ready(conn)
+        if fast is None:
+            raise QueryError(f"Text search on a PostgreSQL store needs tantivy: {PIP_FAST}.")
+        return fast.search(pq.words, limit, **fast_filters(pq))
     expr = fts_expression(pq)
     if expr is None:
         return []
@@ -106,7 +116,7 @@ def more_like_this(conn: sqlite3.Connection, title: str, abstract: str, *, limit
     if fast is not None and terms:
         return fast.search(terms, limit)
     expr = text_only_expression(terms)
-    if expr is None:
+    if expr is None or not fts5_is_index(conn):
         return []
     return sql.lexical_top(conn, expr, weights, limit)
 

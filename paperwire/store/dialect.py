@@ -487,3 +487,13 @@ def table_exists(conn: PgConnection, name: str) -> bool:
     """PostgreSQL's answer to ``sqlite_master``: is there a table or view called ``name``."""
     return conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
                         "AND table_name = ?", (name,)).fetchone() is not None
+
+
+# ---------------------------------------------------------------- search indexes per engine
+
+def fts5_is_index(conn: object) -> bool:
+    """Whether the lexical index of record lives in the store as FTS5 (SQLite). On PostgreSQL
+    the lexical index is each node's tantivy replica (:mod:`paperwire.index.fastlex`), kept
+    current from ``rev``; the typo vocabulary is counted from ``papers``, not ``search_fts``."""
+    return not is_postgres(conn)
+

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from functools import lru_cache
 
 
 def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
@@ -15,7 +17,13 @@ def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
 
 
 def database_file(conn: sqlite3.Connection) -> str | None:
-    """Path of the connection's main database file ('' or None for in-memory)."""
+    """Path of the connection's main database file ('' or None for in-memory).
+
+    On PostgreSQL: a deterministic per-database path in this node's cache folder
+    (:func:`cache_base`), so caches kept beside the file and
+    per-database memos work the same on both engines."""
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        return cache_base(conn.url)
     row = conn.execute("PRAGMA database_list").fetchone()
     return row[2] if row else None
 
@@ -30,3 +38,34 @@ def table_exists(conn: sqlite3.Connection, name: str) -> bool:
 
 def delete_meta(conn: sqlite3.Connection, key: str) -> None:
     conn.execute("DELETE FROM meta WHERE key=?", (key,))
+
+
+def cache_base(url: str) -> str:
+    """The PostgreSQL store's stand-in for a database file path: caches (tantivy, vectors,
+    topic map) go beside it as on SQLite (``<base>.tantivy/``, ``<base>.vectors/``).
+
+    Deterministic per database (host, port, database name), per node: under
+    ``$PAPERWIRE_INDEX_DIR`` if set, else the user cache dir (platformdirs). The folder is
+    created here; the base file itself never exists.
+    """
+    return _cache_base(url, os.environ.get("PAPERWIRE_INDEX_DIR") or "")
+
+
+@lru_cache(maxsize=64)
+def _cache_base(url: str, root: str) -> str:
+    import hashlib
+    import re
+    from pathlib import Path
+
+    from paperwire.store.dialect import describe_url
+
+    d = describe_url(url)
+    if not root:
+        import platformdirs
+
+        root = os.path.join(platformdirs.user_cache_dir("paperwire", appauthor=False), "postgresql")
+    key = hashlib.sha1(f"{d['host']}\x1f{d['port']}\x1f{d['database']}".encode()).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(d["database"]))[:40]
+    folder = Path(root) / f"{name}-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / "store")

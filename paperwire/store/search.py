@@ -2,6 +2,11 @@
 
 The library (``paperwire.index``) builds FTS5 match expressions and calls these
 functions; nothing else in the search area touches SQL.
+
+Engines: FTS5 (``search_fts``) exists on SQLite only (:func:`~paperwire.store.dialect.fts5_is_index`).
+On PostgreSQL the writes below keep the same bookkeeping (``search_docs``, state,
+similar lists) without the FTS5 rows, and the match functions are never reached: the
+lexical index there is the node's tantivy cache (:mod:`paperwire.index.fastlex`).
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from typing import Iterable, Sequence
+
+from paperwire.store.dialect import fts5_is_index
 
 _CHUNK = 500
 
@@ -89,11 +96,12 @@ def write_lexical(conn: sqlite3.Connection, docs: Iterable[tuple]) -> int:
     docs = list(docs)
     if not docs:
         return 0
-    conn.executemany("DELETE FROM search_fts WHERE rowid=?", [(d[0],) for d in docs])
-    conn.executemany(
-        "INSERT INTO search_fts (rowid, title, abstract, authors, categories) VALUES (?,?,?,?,?)",
-        [d[:5] for d in docs],
-    )
+    if fts5_is_index(conn):
+        conn.executemany("DELETE FROM search_fts WHERE rowid=?", [(d[0],) for d in docs])
+        conn.executemany(
+            "INSERT INTO search_fts (rowid, title, abstract, authors, categories) VALUES (?,?,?,?,?)",
+            [d[:5] for d in docs],
+        )
     conn.executemany(
         "INSERT INTO search_docs (paper, content_hash, lex_hash) VALUES (?,?,?) "
         "ON CONFLICT(paper) DO UPDATE SET content_hash=excluded.content_hash, lex_hash=excluded.lex_hash",
@@ -110,7 +118,8 @@ def orphan_docs(conn: sqlite3.Connection) -> list[int]:
 
 
 def delete_docs(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
-    conn.executemany("DELETE FROM search_fts WHERE rowid=?", [(r,) for r in rowids])
+    if fts5_is_index(conn):
+        conn.executemany("DELETE FROM search_fts WHERE rowid=?", [(r,) for r in rowids])
     conn.executemany("DELETE FROM search_docs WHERE paper=?", [(r,) for r in rowids])
     conn.executemany("DELETE FROM search_similar WHERE paper=?", [(r,) for r in rowids])
 
@@ -121,10 +130,17 @@ def count_indexed(conn: sqlite3.Connection) -> int:
 
 def optimize_lexical(conn: sqlite3.Connection) -> None:
     """Merge FTS5 segments (after a large build: fewer segments, faster queries)."""
-    conn.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
+    if fts5_is_index(conn):
+        conn.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
 
 
 # ---------------------------------------------------------------- querying
+
+def _need_fts5(conn) -> None:
+    if not fts5_is_index(conn):
+        # A library bug if reached: on PostgreSQL lexical queries go to tantivy.
+        raise RuntimeError("FTS5 match queries need a SQLite store; on PostgreSQL the tantivy index answers")
+
 
 def lexical_top(
     conn: sqlite3.Connection,
@@ -141,6 +157,7 @@ def lexical_top(
     categories weigh 0. Date bounds compare against ``published`` (else ``feed_date``).
     Raises sqlite3.OperationalError on a malformed expression.
     """
+    _need_fts5(conn)
     w = [float(x) for x in weights][:3]
     rank = f"bm25(search_fts, {w[0]!r}, {w[1]!r}, {w[2]!r}, 0.0)"
     if published_from or published_to:
@@ -162,6 +179,7 @@ def lexical_top(
 
 def lexical_count(conn: sqlite3.Connection, match: str, cap: int) -> int:
     """Number of matching documents, counted up to ``cap``."""
+    _need_fts5(conn)
     return conn.execute(
         "SELECT COUNT(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT ?)", (match, cap)
     ).fetchone()[0]
@@ -176,6 +194,7 @@ def lexical_members(
     published_to: str | None = None,
 ) -> set[int]:
     """Which of ``rowids`` an FTS5 match expression (and date bounds) matches."""
+    _need_fts5(conn)
     ids = [int(r) for r in rowids]
     out: set[int] = set()
     for i in range(0, len(ids), _CHUNK):
@@ -197,6 +216,7 @@ def lexical_members(
 def lexical_count_dated(conn: sqlite3.Connection, match: str, cap: int, published_from: str | None,
                         published_to: str | None) -> int:
     """Like :func:`lexical_count`, within publication date bounds."""
+    _need_fts5(conn)
     where, params = ["search_fts MATCH ?"], [match]
     if published_from:
         where.append("COALESCE(p.published, p.feed_date) >= ?")
@@ -282,14 +302,26 @@ def filtered_recent(
     limit: int = 20,
     offset: int = 0,
     excluded: str | None = None,
+    excluded_rowids: Iterable[int] | None = None,
 ) -> tuple[list[int], int]:
     """Papers matching only structured filters (no text), newest or most voted first,
-    and how many match. ``excluded``: an FTS5 expression; papers it matches are left out."""
+    and how many match. ``excluded``: an FTS5 expression (SQLite); papers it matches are
+    left out. ``excluded_rowids``: the same as rowids, found by the caller's index (PostgreSQL)."""
     where, params = ["p.hidden = 0"], []
     _filter_clauses(where, params, authors, categories, published_from, published_to)
-    if excluded:
+    if excluded and fts5_is_index(conn):
         where.append("p.id NOT IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)")
         params.append(excluded)
+    elif excluded:
+        _need_fts5(conn)
+    if excluded_rowids is not None:
+        skip = sorted({int(r) for r in excluded_rowids})
+        if skip and fts5_is_index(conn):
+            where.append("p.id NOT IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(skip))
+        elif skip:
+            where.append("NOT (p.id = ANY(?))")  # one array parameter, however many rowids
+            params.append(skip)
     w = " AND ".join(where)
     order_sql = ("p.upvotes + p.local_upvotes DESC, " if order == "votes" else "") + "COALESCE(p.published, p.feed_date) DESC, p.id DESC"
     ids = [r[0] for r in conn.execute(f"SELECT p.id FROM papers p WHERE {w} ORDER BY {order_sql} LIMIT ? OFFSET ?", params + [limit, offset])]

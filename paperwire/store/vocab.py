@@ -9,7 +9,24 @@ from __future__ import annotations
 import sqlite3
 from typing import Iterable, Mapping, Sequence
 
+from paperwire.store.dialect import fts5_is_index
+
 _CHUNK = 500
+
+
+def _texts_sql(conn) -> str:
+    """Where the indexed (rowid, title, abstract) are read: FTS5's own copy on SQLite; on
+    PostgreSQL (no FTS5) the papers that ``search_docs`` says are indexed, with their
+    current text (so callers treat a changed paper there as a reason to recount)."""
+    if fts5_is_index(conn):
+        return "SELECT rowid, title, abstract FROM search_fts"
+    return "SELECT p.id AS rowid, p.title, p.abstract FROM papers p JOIN search_docs d ON d.paper = p.id"
+
+
+def texts_kept(conn) -> bool:
+    """Whether the index keeps the text each paper was indexed with (FTS5 does), so a
+    changed paper's vocabulary delta can be computed; else a change means a recount."""
+    return fts5_is_index(conn)
 
 
 def indexed_texts(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, tuple[str, str]]:
@@ -20,7 +37,8 @@ def indexed_texts(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, 
     for i in range(0, len(ids), _CHUNK):
         part = ids[i : i + _CHUNK]
         q = ",".join("?" * len(part))
-        for r, t, a in conn.execute(f"SELECT rowid, title, abstract FROM search_fts WHERE rowid IN ({q})", part):
+        col = "rowid" if fts5_is_index(conn) else "p.id"
+        for r, t, a in conn.execute(f"{_texts_sql(conn)} WHERE {col} IN ({q})", part):
             out[int(r)] = (t or "", a or "")
     return out
 
@@ -29,8 +47,9 @@ def iter_indexed_texts(conn: sqlite3.Connection, batch: int = 5000) -> Iterable[
     """Every indexed (title, abstract), in rowid batches (a full vocabulary rebuild)."""
     after = -1
     while True:
+        col = "rowid" if fts5_is_index(conn) else "p.id"
         rows = conn.execute(
-            "SELECT rowid, title, abstract FROM search_fts WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, batch)
+            f"{_texts_sql(conn)} WHERE {col} > ? ORDER BY {col} LIMIT ?", (after, batch)
         ).fetchall()
         if not rows:
             return
