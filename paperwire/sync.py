@@ -25,6 +25,7 @@ import httpx
 
 from paperwire.harvest import HarvestError, PoliteFetcher, fetch_submissions, harvest, sync_hf
 from paperwire.settings import Settings
+from paperwire.store.meta import lock_file
 
 
 class HarvestBusy(RuntimeError):
@@ -34,7 +35,7 @@ class HarvestBusy(RuntimeError):
 @contextlib.contextmanager
 def harvest_lock(db_path: str | os.PathLike) -> Iterator[None]:
     """Exclusive, non-blocking lock ``<db>.harvest.lock``; released by the OS on any exit (SIGKILL too)."""
-    path = Path(str(db_path) + ".harvest.lock")
+    path = Path(lock_file(db_path, "harvest.lock"))
     if str(db_path) == ":memory:":
         yield
         return

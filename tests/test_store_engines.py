@@ -210,6 +210,25 @@ def test_cli_import_stats_show_on_postgresql(pg_url, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.jsonl"]  # nothing local
 
 
+def test_locks_of_a_url_store_sit_in_its_cache_folder(pg_url, tmp_path, monkeypatch):
+    """The digest and harvest locks were files named after the database path: on a URL that
+    made a folder 'postgresql:' in the working directory."""
+    from paperwire.digest.smtp import delivery_lock
+    from paperwire.settings import Settings
+    from paperwire.store.meta import cache_base
+    from paperwire.sync import harvest_lock
+
+    monkeypatch.chdir(tmp_path)
+    with delivery_lock(Settings(db_path=pg_url), "digest"), harvest_lock(pg_url):
+        base = cache_base(pg_url)
+        assert os.path.exists(base + ".digest-mail.lock") and os.path.exists(base + ".harvest.lock")
+    assert list(tmp_path.iterdir()) == []
+    r = run_cli("digest", "send", "--frequency", "daily", db=pg_url, cwd=tmp_path,
+                env={"PAPERWIRE_MAIL_TRANSPORT": "outbox", "PAPERWIRE_SECRET_KEY": "k" * 32})
+    assert r.returncode == 0, r.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing local, whatever the command
+
+
 def test_same_answers_on_both_engines(pg_url, tmp_path):
     """The same input gives the same feed pages, trending scores and stats on both engines."""
     src = write_snapshot(tmp_path / "snap.jsonl", 40)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from paperwire.settings import Settings
+from paperwire.store.meta import lock_file
 
 MAX_BACKOFF = 3600.0
 
@@ -53,7 +54,7 @@ def delivery_lock(settings: Settings, kind: str, timeout: float = 0.0) -> Iterat
         return
     import fcntl
 
-    path = Path(f"{settings.db_path}.{kind}-mail.lock")
+    path = Path(lock_file(settings.db_path, f"{kind}-mail.lock"))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -40,6 +40,17 @@ def delete_meta(conn: sqlite3.Connection, key: str) -> None:
     conn.execute("DELETE FROM meta WHERE key=?", (key,))
 
 
+def lock_file(db: object, suffix: str) -> str:
+    """The path of a per-database lock file ``<db>.<suffix>``: beside a SQLite file, or beside
+    :func:`cache_base` for a PostgreSQL URL (never a folder named after the URL).
+
+    On PostgreSQL such a lock only excludes processes of this node."""
+    from paperwire.store.dialect import is_url
+
+    base = cache_base(str(db)) if is_url(db) else str(db)
+    return f"{base}.{suffix}"
+
+
 def cache_base(url: str) -> str:
     """The PostgreSQL store's stand-in for a database file path: caches (tantivy, vectors,
     topic map) go beside it as on SQLite (``<base>.tantivy/``, ``<base>.vectors/``).
