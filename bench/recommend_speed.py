@@ -1,6 +1,7 @@
 """For-you speed at scale: train + score, and the /for-you page, for a reader with 1,000 signals.
 
-    python bench/recommend_speed.py [--papers 1000000] [--signals 1000] [--runs 60]
+    cd bench && PYTHONPATH=../tests python recommend_speed.py [--papers 1000000] [--signals 1000] [--runs 60]
+        [--baseline DIR] [--gc-freeze]
 
 The store holds ``--papers`` papers imported with paperwire's importer (short synthetic titles
 and abstracts over a 2,000-word vocabulary, 1,000 papers a day, so a 30-day window holds
@@ -13,6 +14,11 @@ the 30-day window. The store is cached in ~/.cache/paperwire/bench/recommend_spe
 * train + score: the model cache is emptied before every run, so each run reads the signals,
   samples negatives, trains the LR, runs the BM25 profile query and scores the month window;
 * page: ``GET /for-you?window=month`` through the real app (TestClient, signed in), warm.
+
+``--baseline DIR`` runs an A/B in the same process, interleaved run by run (the box is shared
+and noisy, so only same-run ratios mean much): DIR holds older ``engine.py``, ``model.py`` and
+``lexical.py`` of ``paperwire/recommend/`` (e.g. ``git show REV:paperwire/recommend/engine.py``),
+loaded as separate modules and swapped in for ``paperwire.recommend.engine``.
 """
 
 from __future__ import annotations
@@ -71,11 +77,40 @@ def build_store(path: Path, n: int) -> None:
     conn.close()
 
 
+def load_baseline(folder: Path):
+    """The older engine in ``folder`` wired to its own model and lexical modules."""
+    import importlib.util
+    import sys
+
+    mods = {}
+    for name in ("model", "lexical", "engine"):
+        spec = importlib.util.spec_from_file_location(f"baseline_{name}", folder / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        if name == "engine":  # its "from paperwire.recommend import model as mdl" must get the old one
+            import paperwire.recommend as pkg
+
+            saved = pkg.model, sys.modules["paperwire.recommend.model"], sys.modules["paperwire.recommend.lexical"]
+            pkg.model = sys.modules["paperwire.recommend.model"] = mods["model"]
+            sys.modules["paperwire.recommend.lexical"] = mods["lexical"]
+            try:
+                spec.loader.exec_module(mod)
+            finally:
+                pkg.model, sys.modules["paperwire.recommend.model"], sys.modules["paperwire.recommend.lexical"] = saved
+        else:
+            spec.loader.exec_module(mod)
+        mods[name] = mod
+    return mods["engine"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--papers", type=int, default=1_000_000)
     ap.add_argument("--signals", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=60)
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="gc.freeze() after setup (what a server could do after start-up): no full GC passes over it")
+    ap.add_argument("--baseline", type=Path, default=None, help="folder with older engine/model/lexical .py (A/B)")
     args = ap.parse_args()
 
     from paperwire import recommend as rec
@@ -105,11 +140,22 @@ def main() -> None:
     print(f"vector index: {len(idx):,} vectors in {time.perf_counter() - t:.0f} s, RSS {rss_mb():.0f} MB")
 
     # A web user with --signals saved papers in the month window.
-    from web_support import make_client, signup
+    from paperwire.store import accounts
+    from paperwire.web import security
+    from web_support import csrf_from, make_client
 
     with make_client(path) as client:
-        name = f"reader{int(time.time())}"
-        signup(client, name)
+        # One reader per cached store, made once through the account library and then signed in
+        # through the real form: signing up a new one per run hits the per-address sign-up
+        # limit (5 an hour) on the next runs.
+        name, password = "benchreader", "correct horse battery"
+        if accounts.find_user(conn, name) is None:
+            with transaction(conn):
+                accounts.create_user(conn, name, f"{name}@example.org", security.hash_password(password))
+        form = client.get("/login")
+        r = client.post("/login", data={"login": name, "password": password, "csrf_token": csrf_from(form.text),
+                                        "next": "/"}, follow_redirects=False)
+        assert r.status_code == 303, r.text[:300]
         uid = conn.execute("SELECT id FROM users WHERE username=?", (name,)).fetchone()[0]
         since, until = engine.window_bounds(conn, "month")
         window = engine.sql.window_rowids(conn, since, until)
@@ -120,40 +166,76 @@ def main() -> None:
         rec.follow(conn, uid, "category", "cs.TDA")
         print(f"month window {since}..{until}: {len(window):,} papers; reader {name} with {args.signals} saves")
 
-        cold = []
+        new_engine = rec.engine
+        variants = {"new": new_engine}
+        if args.baseline:
+            variants = {"baseline": load_baseline(args.baseline), "new": new_engine}
+        res: dict = {}
+        if args.gc_freeze:
+            import gc
+
+            gc.collect()
+            gc.freeze()
+        for v, eng in variants.items():  # the baseline's own first request: its window cache
+            rec.engine = eng
+            eng.clear_cache()
+            rec.recommend(conn, uid, window="month", limit=30)
+        cold = {v: [] for v in variants}
+        train = {v: [] for v in variants}
+        warm = {v: [] for v in variants}
+        page = {v: [] for v in variants}
         for _ in range(5):
-            engine.clear_cache()  # models and shared windows: the first reader after an import
-            t = time.perf_counter()
-            rec.recommend(conn, uid, window="month", limit=30)
-            cold.append(1000 * (time.perf_counter() - t))
-        train = []
+            for v, eng in variants.items():
+                rec.engine = eng
+                eng.clear_cache()  # models and shared windows: the first reader after an import
+                t = time.perf_counter()
+                rec.recommend(conn, uid, window="month", limit=30)
+                cold[v].append(1000 * (time.perf_counter() - t))
         for _ in range(args.runs):
-            engine.clear_cache(windows=False)
-            t = time.perf_counter()
-            res = rec.recommend(conn, uid, window="month", limit=30)
-            train.append(1000 * (time.perf_counter() - t))
-        assert res.info["mode"] == "model" and len(res.picks) == 30
-        warm = []
+            for v, eng in variants.items():  # interleaved: the box's noise hits both alike
+                rec.engine = eng
+                eng.clear_cache(windows=False)
+                t = time.perf_counter()
+                res[v] = rec.recommend(conn, uid, window="month", limit=30)
+                train[v].append(1000 * (time.perf_counter() - t))
+        for v in variants:
+            assert res[v].info["mode"] == "model" and len(res[v].picks) == 30
+        if args.baseline:
+            same = len({p["id"] for p in res["baseline"].picks} & {p["id"] for p in res["new"].picks})
+            print(f"top-30 overlap baseline vs new: {same}/30")
         for _ in range(args.runs):
-            t = time.perf_counter()
-            rec.recommend(conn, uid, window="month", limit=30)
-            warm.append(1000 * (time.perf_counter() - t))
-        page = []
-        r = client.get("/for-you?window=month")
-        assert r.status_code == 200 and "Why this?" in r.text, r.status_code
-        for _ in range(args.runs):
-            t = time.perf_counter()
+            for v, eng in variants.items():
+                rec.engine = eng
+                t = time.perf_counter()
+                rec.recommend(conn, uid, window="month", limit=30)
+                warm[v].append(1000 * (time.perf_counter() - t))
+        for v, eng in variants.items():
+            rec.engine = eng
             r = client.get("/for-you?window=month")
-            page.append(1000 * (time.perf_counter() - t))
-            assert r.status_code == 200
+            assert r.status_code == 200 and "Why this?" in r.text, r.status_code
+        for _ in range(args.runs):
+            for v, eng in variants.items():
+                rec.engine = eng
+                t = time.perf_counter()
+                r = client.get("/for-you?window=month")
+                page[v].append(1000 * (time.perf_counter() - t))
+                assert r.status_code == 200
+        rec.engine = new_engine
     print(f"\n# recommend_speed  {now()}  {machine()}")
-    print(f"{args.papers:,} papers, month window {len(window):,} candidates, {args.signals} signals, {args.runs} runs\n")
-    print("| what | p50 ms | p99 ms | max ms |")
-    print("|---|---|---|---|")
+    print(f"{args.papers:,} papers{', gc.freeze() after setup' if args.gc_freeze else ''}, month window {len(window):,} candidates, {args.signals} signals, {args.runs} runs\n")
+    cols = list(variants)
+    head = " | ".join(f"{v} p50 ms | {v} p99 ms | {v} max ms" for v in cols)
+    ratio = " | new/baseline p50 | new/baseline p99" if args.baseline else ""
+    print(f"| what | {head}{ratio} |")
+    print("|---|" + "---|" * (3 * len(cols) + (2 if args.baseline else 0)))
     for label, xs in (("first request after an import (window vectors gathered, then train + score)", cold),
                       ("train + score (reader's model cache emptied each run)", train), ("score with the cached model", warm),
                       ("GET /for-you?window=month, warm (TestClient, signed in)", page)):
-        print(f"| {label} | {statistics.median(xs):.1f} | {pct(xs, 0.99):.1f} | {max(xs):.1f} |")
+        cells = " | ".join(f"{statistics.median(xs[v]):.1f} | {pct(xs[v], 0.99):.1f} | {max(xs[v]):.1f}" for v in cols)
+        if args.baseline:
+            a, b = xs["baseline"], xs["new"]
+            cells += f" | {statistics.median(b) / statistics.median(a):.2f} | {pct(b, 0.99) / pct(a, 0.99):.2f}"
+        print(f"| {label} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -187,3 +187,59 @@ def test_digest_picks_use_the_model_carry_signed_links_and_skip_dismissed(conn, 
     tokens = re.findall(r"/for-you/mail\?token=(\S+)", text)
     assert len(tokens) == 2 * len(everything)
     assert {read_link_token(settings.secret_key, unquote(t))[2] for t in tokens} == {"save", "not_interested"}
+
+
+def _galaxy_records(day: str, start: int, n: int = 4):
+    from paperwire.model import PaperRecord
+
+    words = "galaxy rotation curves dark matter halos spiral stellar velocity".split()
+    return [PaperRecord(source="test", arxiv_id=f"2501.9{start + i:04d}", title=f"Galaxy halos {start + i}: {' '.join(words[:4])}",
+                        abstract=" ".join(words) + f" extra{start + i}", authors=["Late Author"], categories=["astro-ph.GA"],
+                        published=f"{day}T01:00:00Z") for i in range(n)]
+
+
+def test_profile_query_hits_only_the_windows_papers(store):
+    # The BM25 profile query is dated: an older paper that uses the same words must not take a
+    # place among its hits (it could never be shown in the window anyway).
+    from paperwire.index.build import update_index
+    from paperwire.index.embeddings import FakeEmbedder
+    from paperwire.ingest import import_records
+
+    import_records(store, _galaxy_records("2024-06-03", 0))
+    update_index(store, embedder=FakeEmbedder(64))
+    old = {store.execute("SELECT id FROM papers WHERE arxiv_id=?", (f"2501.9{i:04d}",)).fetchone()[0] for i in range(4)}
+    terms = ["galaxy", "halos", "rotation", "spiral"]
+    since, until = engine.window_bounds(store, "week")
+    window = set(engine.sql.window_rowids(store, since, until))
+    dated = engine._lexical(store, terms, since, until)
+    assert dated and set(dated) <= window and not set(dated) & old
+    assert old <= set(engine._lexical(store, terms, None, None))  # undated ("all"): they match
+
+
+def test_reload_reuses_the_picks_until_the_store_changes(store):
+    from paperwire.index.build import update_index
+    from paperwire.index.embeddings import FakeEmbedder
+    from paperwire.ingest import import_records
+
+    uid = make_user(store)
+    for i in range(3):
+        library.save(store, uid, paper_id("galaxies", i))
+    first, _ = engine.rank_window(store, uid, window="all", limit=20)
+    again, _ = engine.rank_window(store, uid, window="all", limit=20)
+    assert [p.rowid for p in again] == [p.rowid for p in first] and again[0] is first[0]  # a lookup
+    # An import changes the store revision: the new galaxy papers must be ranked in at once.
+    import_records(store, _galaxy_records("2025-01-20", 10))
+    update_index(store, embedder=FakeEmbedder(64))
+    new = {store.execute("SELECT id FROM papers WHERE arxiv_id=?", (f"2501.9{10 + i:04d}",)).fetchone()[0] for i in range(4)}
+    after, _ = engine.rank_window(store, uid, window="all", limit=20)
+    assert new & {p.rowid for p in after}, [p.rowid for p in after]
+
+
+def test_window_membership_helpers_match_numpy_isin():
+    rng = np.random.default_rng(3)
+    ids = np.unique(rng.integers(0, 5000, 800))
+    among = rng.integers(-10, 5100, 300)
+    assert np.array_equal(engine._members(ids, among), np.isin(ids, among))
+    pos = engine._positions(ids, among)
+    assert np.array_equal(np.sort(ids[pos]), np.sort(among[np.isin(among, ids)]))
+    assert not engine._members(ids, np.zeros(0, np.int64)).any() and len(engine._positions(ids[:0], among)) == 0

@@ -66,37 +66,52 @@ def train(pos: np.ndarray, pos_weight: np.ndarray | None, neg: np.ndarray, *, st
     ids = np.zeros(0, np.int64) if pos_ids is None else np.asarray(pos_ids, np.int64)
     if P == 0 or N + S == 0:
         return Linear(np.zeros(dim, np.float32), 0.0, pos, ids, P, N + S)
-    X = np.vstack([pos, neg, strong])
-    y = np.r_[np.ones(P, np.float32), np.zeros(N + S, np.float32)]
+    # Everything stays float32 (one BLAS sgemv per product): NumPy 2 promotes a float32 array
+    # times a NumPy float64 scalar to float64, which silently turned every product below into a
+    # converted float64 one and cost most of the fit (bench/recommend_speed.py, F3 profile).
+    X = np.empty((P + N + S, dim), np.float32)
+    X[:P], X[P:P + N], X[P + N:] = pos, neg, strong
+    y = np.zeros(len(X), np.float32)
+    y[:P] = 1.0
     pw = np.ones(P, np.float32) if pos_weight is None else np.asarray(pos_weight, np.float32)
     nw = np.r_[np.ones(N, np.float32), np.full(S, STRONG_NEGATIVE_WEIGHT, np.float32)]
     # Class-balanced sample weights (sklearn's class_weight="balanced"), mean-normalised.
-    s = np.r_[pw / pw.sum(), nw / nw.sum()].astype(np.float32) * 0.5
+    s = (np.r_[pw / pw.sum(), nw / nw.sum()] * 0.5).astype(np.float32)
     n = len(X)
-    lam = 1.0 / (c * n)
-    mu = X.mean(axis=0)
-    Xc = X - mu  # centring removes the direction every MiniLM vector shares: far better conditioned
+    lam = np.float32(1.0 / (c * n))
+    ones = np.ones(n, np.float32)
+    mu = (ones @ X) * np.float32(1.0 / n)  # column means by BLAS: X.mean(axis=0) is a strided loop
+    # The difference-of-means start, taken before centring (centring does not change it).
+    w = (ones[:P] @ X[:P]) * np.float32(1.0 / P) - (ones[P:] @ X[P:]) * np.float32(1.0 / (N + S))
+    X -= mu  # centring removes the direction every MiniLM vector shares: far better conditioned
+    Xc = X
     # Lipschitz constant of the gradient: 0.25 * top eigenvalue of Xc' diag(s) Xc, by power iteration.
-    v = np.ones(dim, np.float32) / np.sqrt(dim)
+    v = np.full(dim, 1.0 / np.sqrt(dim), np.float32)
     for _ in range(5):
         v = Xc.T @ (s * (Xc @ v))
-        v /= np.linalg.norm(v) or 1.0
-    L = 0.25 * float(v @ (Xc.T @ (s * (Xc @ v)))) + lam + 0.25
-    step = 1.0 / L
-    w = (pos.mean(axis=0) - np.vstack([neg, strong]).mean(axis=0)).astype(np.float32)
-    w *= 1.0 / (np.linalg.norm(w) or 1.0)
+        v *= np.float32(1.0 / (float(np.linalg.norm(v)) or 1.0))
+    L = 0.25 * float(v @ (Xc.T @ (s * (Xc @ v)))) + float(lam) + 0.25
+    step = np.float32(1.0 / L)
+    w = w.astype(np.float32) * np.float32(1.0 / (float(np.linalg.norm(w)) or 1.0))
     b = 0.0
     w_prev, b_prev = w.copy(), b
+    z = np.empty(n, np.float32)
     for t in range(1, iters + 1):
-        mom = (t - 1) / (t + 2)
-        wv, bv = w + mom * (w - w_prev), b + mom * (b - b_prev)
-        z = Xc @ wv + bv
-        p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
-        g = s * (p - y)
-        gw = Xc.T @ g + lam * wv
-        gb = float(g.sum())
+        mom = np.float32((t - 1) / (t + 2))
+        wv, bv = w + mom * (w - w_prev), b + float(mom) * (b - b_prev)
+        np.matmul(Xc, wv, out=z)
+        z += np.float32(bv)
+        np.clip(z, -30, 30, out=z)
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        z += 1.0
+        np.reciprocal(z, out=z)  # p = sigmoid(Xc w + b)
+        z -= y
+        z *= s                   # g = s * (p - y)
+        gw = Xc.T @ z + lam * wv
+        gb = float(z.sum())
         w_prev, b_prev = w, b
-        w, b = wv - step * gw, bv - step * gb
+        w, b = wv - step * gw, bv - float(step) * gb
     w = w.astype(np.float32)
     keep = slice(max(0, P - KNN_MAX), P)
     return Linear(w, float(b - mu @ w), np.ascontiguousarray(pos[keep]), ids[keep] if len(ids) == P else ids, P, N + S)
