@@ -52,3 +52,7 @@ def demo_conn(request, db_path):
     load_demo(c, progress=False)
     yield c
     c.close()
+
+
+# The one Chromium of the browser tests (module-scoped; skips without Playwright).
+from browser_support import browser  # noqa: E402,F401

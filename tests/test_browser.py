@@ -6,53 +6,20 @@ Screenshots go to artifacts/screenshots/ for a human to look at.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
+from browser_support import CHROMIUM, Watch, _shot
 from web_support import HOSTILE_ID, HOSTILE_TITLE, demo_db, live_server
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed")]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture
 def site(tmp_path):
     with live_server(demo_db(tmp_path)) as url:
         yield url
-
-
-class Watch:
-    """Collects console errors, CSP violations, dialogs and page errors."""
-
-    def __init__(self, page):
-        self.problems: list[str] = []
-        self.dialogs: list[str] = []
-        page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.problems.append(f"pageerror: {e}"))
-
-        def on_dialog(d):
-            self.dialogs.append(d.message)
-            d.dismiss()
-        page.on("dialog", on_dialog)
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=False)
 
 
 def test_feed_paper_signup_upvote_search_similar(browser, site):

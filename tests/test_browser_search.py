@@ -9,18 +9,9 @@ import pytest
 
 from web_support import demo_db, live_server
 
-from test_browser import ARGS, CHROMIUM, SHOTS, Watch
+from browser_support import CHROMIUM, SHOTS, Watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed")]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_no_match_corrected_and_did_you_mean(browser, tmp_path):

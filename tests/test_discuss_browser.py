@@ -14,7 +14,7 @@ from paperwire.ingest import import_records
 from paperwire.model import PaperRecord
 from paperwire.store import accounts
 from paperwire.store.db import connect
-from test_browser import ARGS, CHROMIUM, Watch, _shot
+from browser_support import CHROMIUM, Watch, _shot
 from web_support import live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed")]
@@ -23,15 +23,6 @@ HOSTILE = ('<script>window.__pwned="script";alert(1)</script> <img src=x onerror
            '[click me](javascript:window.__pwned=1) <svg onload="alert(2)"></svg> '
            '$\\href{javascript:alert(3)}{x}$ and $x^2$ <iframe src="https://evil.example"></iframe>\n\n'
            + ">" * 500 + " deep")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _db(tmp_path):

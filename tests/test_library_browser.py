@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from test_browser import ARGS, CHROMIUM, Watch, _shot
+from browser_support import CHROMIUM, Watch, _shot
 from web_support import demo_db, live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed")]
@@ -18,15 +18,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIU
 XSS_NOTE = "<img src=x onerror=alert(1)>"
 XSS_FOLDER = "<script>"
 XSS_TAG = "<b onmouseover=alert(3)>t</b>"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _signup(page, site, name):

@@ -12,19 +12,10 @@ import pytest
 
 pytest.importorskip("umap")
 
-from test_browser import ARGS, CHROMIUM, SHOTS, Watch  # noqa: E402
+from browser_support import CHROMIUM, SHOTS, Watch  # noqa: E402
 from web_support import demo_db, live_server  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed")]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
