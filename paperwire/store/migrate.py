@@ -3,9 +3,10 @@
 Each module in ``paperwire.store.migrations`` named ``mNNNN_<what>.py`` holds one
 step: a ``SQL`` script or an ``apply(conn)`` function. Steps run once, in name
 order, each in its own transaction, and are recorded in ``_migrations``.
-Number ranges by area keep parallel work apart: 0001-0099 core, 0100-0199
-search and embeddings, 0200-0299 web and accounts, 0300-0399 digests,
-0400-0499 harvesting.
+Number ranges by area keep parallel work apart: 0000 engine compatibility,
+0001-0099 core, 0100-0199 search and embeddings, 0200-0299 web and accounts,
+0300-0399 digests, 0400-0499 harvesting, 0500-0599 library and For you,
+0600-0699 topic map, 0700-0749 discussions.
 
 On PostgreSQL the same steps run: each ``SQL`` statement goes through
 :func:`paperwire.store.dialect.translate_ddl` (SQLite-only objects such as FTS5 tables
