@@ -17,15 +17,12 @@ from paperwire import feed, rank
 from paperwire.store import accounts
 from paperwire.web import hf, periods, searching
 from paperwire.web.account_routes import submit_arxiv_id
-from paperwire.web.context import (JSONResponse, cached_page, cached_search, check_csrf, conn, csrf_token, current_user,
+from paperwire.web.context import api_error as _err, api_writer as _writer
+from paperwire.web.context import (JSONResponse, cached_page, cached_search, conn, csrf_token, current_user,
                                    finish, state)
 from paperwire.web.pages import lookup_paper, trending_now
 
 router = APIRouter(prefix="/api")
-
-
-def _err(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def _base(request: Request) -> str:
@@ -145,16 +142,6 @@ def csrf(request: Request):
     user = current_user(request)
     return finish(request, JSONResponse({"csrfToken": csrf_token(request),
                                          "user": user["username"] if user else None}))
-
-
-def _writer(request: Request):
-    """(user, error response) for write endpoints: signed in and CSRF header present."""
-    if not check_csrf(request, request.headers.get("x-csrf-token")):
-        return None, _err(403, "missing or wrong X-CSRF-Token header (GET /api/v1/csrf)")
-    user = current_user(request)
-    if user is None:
-        return None, _err(401, "sign in first")
-    return user, None
 
 
 @router.post("/v1/papers/{paper_id:path}/upvote", tags=["paperwire"], summary="Upvote (or undo)")

@@ -315,3 +315,24 @@ async def cached_search(request: Request, build: Callable[[], Response]) -> Resp
     if st.search_limiter is None:
         st.search_limiter = anyio.CapacityLimiter(SEARCH_THREADS)
     return await anyio.to_thread.run_sync(cached_page, request, build, limiter=st.search_limiter)
+
+
+# ---------------------------------------------------------------- JSON API auth (one copy for every router)
+
+def api_error(status: int, message: str) -> JSONResponse:
+    """The API's error body: ``{"error": message}``."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def api_reader(request) -> tuple[dict | None, JSONResponse | None]:
+    """(user, None) for a signed-in request (session or Bearer token), else (None, 401)."""
+    user = current_user(request)
+    return (user, None) if user else (None, api_error(401, "sign in first"))
+
+
+def api_writer(request) -> tuple[dict | None, JSONResponse | None]:
+    """(user, None) for an API write: the session plus the ``X-CSRF-Token`` header, or a
+    write-scope Bearer token (which :func:`check_csrf` accepts); else (None, 403 or 401)."""
+    if not check_csrf(request, request.headers.get("x-csrf-token")):
+        return None, api_error(403, "missing or wrong X-CSRF-Token header (GET /api/v1/csrf)")
+    return api_reader(request)

@@ -23,6 +23,7 @@ from paperwire.model import utcnow_iso
 from paperwire.store import discuss as dsql
 from paperwire.store.db import connect
 from paperwire.web.account_routes import csrf_failed, safe_next
+from paperwire.web.context import api_writer
 from paperwire.web.context import JSONResponse, cached_page, check_csrf, conn, current_user, render, state
 from paperwire.web.hf import _iso, _user
 from paperwire.web.pages import error_page, lookup_paper
@@ -354,19 +355,6 @@ def api_comments(request: Request, paper: dict) -> list[dict]:
     """``comments[]`` of ``GET /api/papers/{id}?field=comments`` (top level, replies nested)."""
     base = state(request).settings.base_url.rstrip("/")
     return [hf_comment(t, base) for t in dc.thread(conn(request), paper["id"], current_user(request))]
-
-
-def api_writer(request: Request):
-    """(user, error response) for an API write. Today: the session plus the
-    ``X-CSRF-Token`` header. (Bearer tokens will be checked here first: a token
-    names its user and needs no CSRF.)"""
-    if not check_csrf(request, request.headers.get("x-csrf-token")):
-        return None, JSONResponse({"error": "missing or wrong X-CSRF-Token header (GET /api/v1/csrf)"},
-                                  status_code=403)
-    user = current_user(request)
-    if user is None:
-        return None, JSONResponse({"error": "sign in first"}, status_code=401)
-    return user, None
 
 
 def _api_paper(request: Request, paper_id: str):

@@ -22,6 +22,7 @@ from fastapi.responses import RedirectResponse, Response
 from paperwire import recommend as rec
 from paperwire.recommend import mail_links
 from paperwire.web.account_routes import csrf_failed, safe_next
+from paperwire.web.context import api_error as _err, api_reader as _reader, api_writer as _writer
 from paperwire.web.context import (JSONResponse, check_csrf, conn, current_user, render, state)
 from paperwire.web.pages import error_page
 
@@ -249,21 +250,6 @@ def mail_link_act(request: Request, token: str = Form("")):
 
 
 # ---------------------------------------------------------------- JSON API
-
-def _err(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _reader(request: Request):
-    user = current_user(request)
-    return (user, None) if user else (None, _err(401, "sign in first"))
-
-
-def _writer(request: Request):
-    if not check_csrf(request, request.headers.get("x-csrf-token")):
-        return None, _err(403, "missing or wrong X-CSRF-Token header (GET /api/v1/csrf)")
-    return _reader(request)
-
 
 def _hit(p: dict) -> dict:
     return {"id": p["paper_id"], "title": p["title"], "score": p["score"], "why": p["why"],

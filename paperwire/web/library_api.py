@@ -13,24 +13,10 @@ from fastapi.responses import Response
 
 from paperwire import library as lib
 from paperwire.library import exporting, importing, userdata
-from paperwire.web.context import JSONResponse, check_csrf, conn, current_user
+from paperwire.web.context import api_error as _err, api_reader as _reader, api_writer as _writer
+from paperwire.web.context import JSONResponse, conn, current_user
 
 router = APIRouter(tags=["library"])
-
-
-def _err(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _reader(request: Request):
-    user = current_user(request)
-    return (user, None) if user else (None, _err(401, "sign in first"))
-
-
-def _writer(request: Request):
-    if not check_csrf(request, request.headers.get("x-csrf-token")):
-        return None, _err(403, "missing or wrong X-CSRF-Token header (GET /api/v1/csrf)")
-    return _reader(request)
 
 
 def _fail(exc: lib.LibraryError) -> JSONResponse:
