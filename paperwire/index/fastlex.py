@@ -295,6 +295,23 @@ def update_fast(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
     upto = int(sql.get_state(conn, "lexical_rev", "0"))
     if upto <= since:
         return stats
+    gone = sql.orphan_docs_since(conn) if since else []
+    if not _write_changes(conn, idx, since, upto, gone, stats, progress=progress):
+        return stats
+    from paperwire.store.db import transaction
+
+    idx.write_rev(upto)
+    with transaction(conn):
+        sql.set_state(conn, "tantivy_rev", upto)
+        if gone:
+            sql.set_state(conn, "deleted_rowids", "")
+    return stats
+
+
+def _write_changes(conn, idx: FastIndex, since: int, upto: int, gone: list, stats: dict, *,
+                   progress: bool = False) -> bool:
+    """Write the papers changed in revisions (since, upto] and drop ``gone`` rowids; False
+    (with ``stats["skipped"]`` saying why) when another process holds the writer lock."""
     bar = None
     if progress:
         from tqdm import tqdm
@@ -311,23 +328,15 @@ def update_fast(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
             after = rows[-1][0]
             yield from rows
 
-    gone = sql.orphan_docs_since(conn) if since else []
     try:
         stats["indexed"] = idx.write(docs(), gone, progress=bar.update if bar else None)
+        return True
     except ValueError as exc:  # e.g. another process holds the writer lock
         stats["skipped"] = f"tantivy index busy: {exc}"
-        return stats
+        return False
     finally:
         if bar:
             bar.close()
-    from paperwire.store.db import transaction
-
-    idx.write_rev(upto)
-    with transaction(conn):
-        sql.set_state(conn, "tantivy_rev", upto)
-        if gone:
-            sql.set_state(conn, "deleted_rowids", "")
-    return stats
 
 
 def _follow_store(conn, idx: FastIndex, stats: dict, *, progress: bool = False) -> dict:
@@ -340,33 +349,11 @@ def _follow_store(conn, idx: FastIndex, stats: dict, *, progress: bool = False) 
             return stats
         if since == 0:
             idx.clear()  # a fresh or foreign directory: start from nothing
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=sql.count_changed_between(conn, since, upto), desc="tantivy", unit="paper",
-                       file=sys.stderr, leave=False, dynamic_ncols=True)
-
-        def docs():
-            after = 0
-            while True:
-                rows = sql.papers_changed_between_dated(conn, since, upto, after, 5000)
-                if not rows:
-                    return
-                after = rows[-1][0]
-                yield from rows
-
         # The deleted list is shared by every node, so it is never cleared here (a delete
         # applied twice is harmless).
         gone = sql.orphan_docs_since(conn) if since else []
-        try:
-            stats["indexed"] = idx.write(docs(), gone, progress=bar.update if bar else None)
-        except ValueError as exc:  # another process of this node holds the writer lock
-            stats["skipped"] = f"tantivy index busy: {exc}"
+        if not _write_changes(conn, idx, since, upto, gone, stats, progress=progress):
             return stats
-        finally:
-            if bar:
-                bar.close()
         idx.write_rev(upto)
         stats["rev"] = upto
     return stats
