@@ -162,12 +162,7 @@ def lexical_top(
     rank = f"bm25(search_fts, {w[0]!r}, {w[1]!r}, {w[2]!r}, 0.0)"
     if published_from or published_to:
         where, params = ["search_fts MATCH ?"], [match]
-        if published_from:
-            where.append("COALESCE(p.published, p.feed_date) >= ?")
-            params.append(published_from)
-        if published_to:
-            where.append("COALESCE(p.published, p.feed_date) < ?")
-            params.append(published_to)
+        _filter_clauses(where, params, (), (), published_from, published_to)
         sql = (f"SELECT f.rowid, {rank} AS r FROM search_fts f JOIN papers p ON p.id=f.rowid "
                f"WHERE {' AND '.join(where)} ORDER BY r LIMIT ?")
         params.append(limit)
@@ -203,12 +198,7 @@ def lexical_members(
         join = ""
         if published_from or published_to:
             join = " JOIN papers p ON p.id=f.rowid"
-            if published_from:
-                where.append("COALESCE(p.published, p.feed_date) >= ?")
-                params.append(published_from)
-            if published_to:
-                where.append("COALESCE(p.published, p.feed_date) < ?")
-                params.append(published_to)
+            _filter_clauses(where, params, (), (), published_from, published_to)
         out.update(r[0] for r in conn.execute(f"SELECT f.rowid FROM search_fts f{join} WHERE {' AND '.join(where)}", params))
     return out
 
@@ -218,12 +208,7 @@ def lexical_count_dated(conn: sqlite3.Connection, match: str, cap: int, publishe
     """Like :func:`lexical_count`, within publication date bounds."""
     _need_fts5(conn)
     where, params = ["search_fts MATCH ?"], [match]
-    if published_from:
-        where.append("COALESCE(p.published, p.feed_date) >= ?")
-        params.append(published_from)
-    if published_to:
-        where.append("COALESCE(p.published, p.feed_date) < ?")
-        params.append(published_to)
+    _filter_clauses(where, params, (), (), published_from, published_to)
     return conn.execute(
         f"SELECT COUNT(*) FROM (SELECT f.rowid FROM search_fts f JOIN papers p ON p.id=f.rowid "
         f"WHERE {' AND '.join(where)} LIMIT ?)", params + [cap]
