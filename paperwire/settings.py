@@ -52,9 +52,10 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     # Signs CSRF tokens, known-device cookies and the links in mails (confirm, manage,
     # unsubscribe). When unset, a key is generated once and kept in a file next to the
-    # database (``<db>.secret-key``, mode 0600), so every process on that database (web
-    # workers, ``digest send``, the worker) signs with the same key and a restart breaks
-    # nothing. Only when that file cannot be written is the key per process: then forms
+    # database (``<db>.secret-key``, mode 0600), or for a PostgreSQL store in the store
+    # itself (so every node of an instance agrees), and every process on that database
+    # (web nodes and their workers, ``digest send``, the worker) signs with the same key
+    # and a restart breaks nothing. Only when that file cannot be written is the key per process: then forms
     # already open fail after a restart and links in mails sent before stop working.
     secret_key: str = ""
     # Proxies whose X-Forwarded-For is believed: comma-separated addresses or CIDR
@@ -90,6 +91,9 @@ class Settings:
     harvest_delay: float = 3.0
     harvest_sets: str = "cs"
     sync_hour: int = 6
+    # Workers: how long a claimed job stays theirs without a renewal (renewed every third
+    # of it); a killed worker's job is taken over by another worker this long after.
+    job_lease_s: float = 60.0
     # Search
     embedder: str = "auto"  # auto | onnx | torch | fake | none
     device: str = "cpu"
@@ -115,8 +119,13 @@ def stored_secret_key(db_path: Path) -> tuple[str, str]:
     key (the loser of the race reads the winner's). Falls back to a per-process key
     when the folder is not writable or the database is in memory.
     """
+    if isinstance(db_path, str) and "://" in db_path:
+        # A server store has no folder to keep the key in: the store keeps it, so every
+        # node and worker of the instance signs with the same key.
+        from paperwire.store.meta import shared_secret_key
+
+        return shared_secret_key(db_path, secrets.token_urlsafe(32)), "store"
     if str(db_path) in ("", ":memory:") or isinstance(db_path, str):
-        # A server store (URL) has no folder to keep the key in: set PAPERWIRE_SECRET_KEY.
         return secrets.token_urlsafe(32), "process"
     path = secret_key_file(db_path)
     for _ in range(3):
@@ -149,6 +158,9 @@ def secret_key_note(settings: Settings) -> str | None:
     """What ``serve`` should tell the operator about the secret key, or None."""
     if os.environ.get("PAPERWIRE_SECRET_KEY") or settings.secret_key_source == "set":
         return None
+    if settings.secret_key_source == "store":
+        return ("note: PAPERWIRE_SECRET_KEY is not set; using the key kept in the store (meta.secret_key), "
+                "shared by every node and worker of this instance")
     if settings.secret_key_source == "file":
         return (f"note: PAPERWIRE_SECRET_KEY is not set; using the key kept in {secret_key_file(settings.db_path)} "
                 "(back it up with the database: links in mails sent so far need it)")

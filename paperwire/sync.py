@@ -9,7 +9,8 @@
 
 A failing step is reported and the next one still runs: a flaky HF endpoint must
 not stop arXiv papers from becoming searchable. Two syncs never run at once on
-one database (a lock file next to it); a second one reports "busy".
+one store (a lock file beside SQLite, an advisory lock on PostgreSQL); a second one
+reports "busy".
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ import contextlib
 import os
 import re
 import time
-from pathlib import Path
 from typing import Iterator
 
 import httpx
 
 from paperwire.harvest import HarvestError, PoliteFetcher, fetch_submissions, harvest, sync_hf
 from paperwire.settings import Settings
-from paperwire.store.meta import lock_file
 
 
 class HarvestBusy(RuntimeError):
@@ -34,26 +33,17 @@ class HarvestBusy(RuntimeError):
 
 @contextlib.contextmanager
 def harvest_lock(db_path: str | os.PathLike) -> Iterator[None]:
-    """Exclusive, non-blocking lock ``<db>.harvest.lock``; released by the OS on any exit (SIGKILL too)."""
-    path = Path(lock_file(db_path, "harvest.lock"))
-    if str(db_path) == ":memory:":
-        yield
-        return
+    """Exclusive, non-blocking, store-wide lock for harvests and syncs: a file lock beside a
+    SQLite database, an advisory lock on PostgreSQL (so one harvest runs across all nodes);
+    released by the system on any exit, SIGKILL too."""
+    from paperwire.store.dialect import db_label
+    from paperwire.store.locks import LockBusy, exclusive
+
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no advisory locks, run unguarded
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise HarvestBusy(f"another harvest is running on {db_path} (lock {path})") from None
-        yield
-    finally:
-        fh.close()
+        with exclusive(db_path, "harvest", busy=f"another harvest is running on {db_label(db_path)}"):
+            yield
+    except LockBusy as exc:
+        raise HarvestBusy(str(exc)) from None
 
 
 def harvest_sets(settings: Settings) -> list[str | None]:

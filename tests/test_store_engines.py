@@ -210,18 +210,46 @@ def test_cli_import_stats_show_on_postgresql(pg_url, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.jsonl"]  # nothing local
 
 
-def test_locks_of_a_url_store_sit_in_its_cache_folder(pg_url, tmp_path, monkeypatch):
+def test_locks_of_a_url_store_are_store_wide_and_leave_nothing_local(pg_url, tmp_path, monkeypatch):
     """The digest and harvest locks were files named after the database path: on a URL that
-    made a folder 'postgresql:' in the working directory."""
-    from paperwire.digest.smtp import delivery_lock
+    made a folder 'postgresql:' in the working directory, and they only excluded processes of
+    one node. On PostgreSQL they are advisory locks: another process (any node) is refused
+    while one is held, and gets it once the holder is gone, even when it was SIGKILLed."""
+    import signal
+
+    from paperwire.digest.smtp import DigestBusy, delivery_lock
     from paperwire.settings import Settings
-    from paperwire.store.meta import cache_base
-    from paperwire.sync import harvest_lock
+    from paperwire.sync import HarvestBusy, harvest_lock
 
     monkeypatch.chdir(tmp_path)
-    with delivery_lock(Settings(db_path=pg_url), "digest"), harvest_lock(pg_url):
-        base = cache_base(pg_url)
-        assert os.path.exists(base + ".digest-mail.lock") and os.path.exists(base + ".harvest.lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from paperwire.digest.smtp import delivery_lock\n"
+         "from paperwire.settings import Settings\n"
+         "from paperwire.sync import harvest_lock\n"
+         "with delivery_lock(Settings(db_path=sys.argv[1], secret_key='k'), 'digest'), harvest_lock(sys.argv[1]):\n"
+         "    print('held', flush=True)\n"
+         "    time.sleep(120)\n", pg_url],
+        stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        settings = Settings(db_path=pg_url, secret_key="k")
+        with pytest.raises(DigestBusy):
+            with delivery_lock(settings, "digest", timeout=0.3):
+                pass
+        with pytest.raises(HarvestBusy):
+            with harvest_lock(pg_url):
+                pass
+        with delivery_lock(settings, "confirm"):  # another kind of mail is another lock
+            pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        with delivery_lock(settings, "digest", timeout=10), harvest_lock(pg_url):
+            pass  # the server ended the dead holder's session, and its locks with it
+    finally:
+        holder.kill()
+        holder.wait(10)
     assert list(tmp_path.iterdir()) == []
     r = run_cli("digest", "send", "--frequency", "daily", db=pg_url, cwd=tmp_path,
                 env={"PAPERWIRE_MAIL_TRANSPORT": "outbox", "PAPERWIRE_SECRET_KEY": "k" * 32})

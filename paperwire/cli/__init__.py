@@ -15,6 +15,7 @@ from paperwire.cli import library as library_cli
 from paperwire.cli import recommend as recommend_cli
 from paperwire.cli import topics as topics_cli
 from paperwire.cli import tokens as tokens_cli
+from paperwire.cli import db as db_cli
 from paperwire.cli.common import CliContext, add_db_option
 
 
@@ -28,7 +29,7 @@ def cli(ctx: click.Context, db: str | None) -> None:
     ctx.obj = CliContext(db)
 
 
-for module in (core, search, web, digest, harvest, library_cli, recommend_cli, topics_cli, tokens_cli):
+for module in (core, search, web, digest, harvest, library_cli, recommend_cli, topics_cli, tokens_cli, db_cli):
     for command in module.COMMANDS:
         add_db_option(command)
         cli.add_command(command)

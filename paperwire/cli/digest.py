@@ -15,10 +15,13 @@ import click
 from paperwire.cli.common import echo_json, fail, pass_ctx
 
 
-def _need_secret() -> None:
-    # Links in mails are signed with the secret key: a per-process random key
-    # (the default) would make every link dead in the web app.
-    if not os.environ.get("PAPERWIRE_SECRET_KEY"):
+def _need_secret(settings) -> None:
+    # Links in mails are signed with the secret key: a key made up for this process
+    # alone would make every link dead in the web app. A key kept beside the SQLite file
+    # or in the PostgreSQL store is the web app's own.
+    if os.environ.get("PAPERWIRE_SECRET_KEY"):
+        return
+    if settings.secret_key_source == "process":
         fail("set PAPERWIRE_SECRET_KEY (the same value as the web app) so links in mails work")
 
 
@@ -55,7 +58,7 @@ def subscribe_cmd(ctx, email, frequency, top_n, personal, authors, categories, q
     from paperwire.digest.send import DigestBusy, SmtpConfigError, deliver_confirmations
     from paperwire.digest.subscriptions import Preferences, SubscriptionError, public_view, subscribe
 
-    _need_secret()
+    _need_secret(ctx.settings)
     prefs = Preferences(frequency, top_n, personal, list(authors), list(categories), list(queries))
     try:
         res = subscribe(ctx.conn, ctx.settings, email, prefs, source="cli", confirmed=confirmed)
@@ -88,7 +91,7 @@ def confirm_cmd(ctx, token):
     from paperwire.digest.subscriptions import confirm
     from paperwire.digest.tokens import TokenError
 
-    _need_secret()
+    _need_secret(ctx.settings)
     token = token.split("token=", 1)[-1]  # accept the whole link too
     try:
         sub = confirm(ctx.conn, ctx.settings, token)
@@ -111,7 +114,7 @@ def unsubscribe_cmd(ctx, email, token, mail_file):
     if sum(bool(x) for x in (email, token, mail_file)) != 1:
         fail("give exactly one of EMAIL, --token or --mail")
     if token or mail_file:
-        _need_secret()  # tokens are checked against the site's secret key
+        _need_secret(ctx.settings)  # tokens are checked against the site's secret key
     try:
         if mail_file:
             sub = unsubscribe_from_mail(ctx.conn, ctx.settings, mail_file.read())
@@ -221,7 +224,7 @@ def send_cmd(ctx, frequency, now_s, no_wait, resend_in_doubt, as_json):
     """
     from paperwire.digest.send import DigestBusy, SmtpConfigError, deliver_confirmations, run_digests
 
-    _need_secret()
+    _need_secret(ctx.settings)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     now = _parse_now(now_s)
     reports = []
@@ -266,7 +269,7 @@ def worker_cmd(ctx, once, interval, now_s):
     """Run the scheduler: digests at PAPERWIRE_DIGEST_HOUR, the harvest sync at PAPERWIRE_SYNC_HOUR."""
     from paperwire.worker import run_worker
 
-    _need_secret()
+    _need_secret(ctx.settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     now = _parse_now(now_s)
     run_worker(ctx.settings, once=once, interval=interval, now_fn=(lambda: now) if now else None)

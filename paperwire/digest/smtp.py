@@ -5,17 +5,15 @@ per-database delivery lock. The exactly-once argument is in :mod:`.send`."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import smtplib
 import socket
 import ssl
 import time
-from pathlib import Path
 from typing import Callable, Iterator
 
 from paperwire.settings import Settings
-from paperwire.store.meta import lock_file
+from paperwire.store.dialect import db_label
 
 MAX_BACKOFF = 3600.0
 
@@ -48,31 +46,19 @@ class _ConnectFailure(Exception):
 
 @contextlib.contextmanager
 def delivery_lock(settings: Settings, kind: str, timeout: float = 0.0) -> Iterator[None]:
-    """Exclusive per-database, per-kind lock; :class:`DigestBusy` after ``timeout`` seconds."""
-    if str(settings.db_path) == ":memory:":
-        yield
-        return
-    import fcntl
+    """Exclusive per-store, per-kind lock; :class:`DigestBusy` after ``timeout`` seconds.
 
-    path = Path(lock_file(settings.db_path, f"{kind}-mail.lock"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    Store-wide on both engines (:func:`paperwire.store.locks.exclusive`): a file lock
+    beside a SQLite database, an advisory lock on PostgreSQL, so two workers on two nodes
+    never deliver the same kind of mail at once."""
+    from paperwire.store.locks import LockBusy, exclusive
+
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise DigestBusy(f"another process is sending {kind} mail for {settings.db_path}") from None
-                time.sleep(0.05)
-        try:
+        with exclusive(settings.db_path, f"{kind}-mail", timeout=timeout,
+                       busy=f"another process is sending {kind} mail for {db_label(settings.db_path)}"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    except LockBusy as exc:
+        raise DigestBusy(str(exc)) from None
 
 
 class RateLimiter:

@@ -80,3 +80,17 @@ def _cache_base(url: str, root: str) -> str:
     folder = Path(root) / f"{name}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder / "store")
+
+
+def shared_secret_key(db: object, candidate: str) -> str:
+    """The instance's generated secret key kept in the store (``meta.secret_key``): the first
+    process to ask stores ``candidate``, every later one (any node) reads that one."""
+    from paperwire.store.db import connect, transaction
+
+    conn = connect(db)
+    try:
+        with transaction(conn):
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('secret_key', ?)", (candidate,))
+        return str(conn.execute("SELECT value FROM meta WHERE key='secret_key'").fetchone()[0])
+    finally:
+        conn.close()
