@@ -92,7 +92,7 @@ def tick(conn: sqlite3.Connection, settings: Settings, now: datetime | None = No
             did.append(f"  failed: {f['recipient']}: {f['error']}")
     did += _sync(conn, settings, now)
     did += _index(conn, settings, now)
-    did += _topic_map(conn, now)
+    did += _topic_map(conn, settings, now)
     for kind in ("confirm", "digest"):
         try:
             r = deliver_due(conn, settings, kind, wait_for_retries=False, lock_timeout=0)
@@ -168,14 +168,14 @@ def _index(conn: sqlite3.Connection, settings: Settings, now: datetime) -> list[
     return [f"index: rev {rev} ({summary[:200]})"]
 
 
-def _topic_map(conn: sqlite3.Connection, now: datetime) -> list[str]:
+def _topic_map(conn: sqlite3.Connection, settings: Settings, now: datetime) -> list[str]:
     """Weekly map refit, new papers placed in between (paperwire.topics.schedule)."""
     try:
         from paperwire.topics import schedule
     except ImportError as exc:  # pragma: no cover - the topics package ships with paperwire
         return [f"map: unavailable ({exc})"]
     try:
-        return schedule.tick(conn, now)
+        return schedule.tick(conn, now, db=settings.db_path, owner=_owner(settings), lease_s=settings.job_lease_s)
     except Exception as exc:  # the map must never stop digests or the outbox
         log.exception("topic map job failed")
         return [f"map: failed ({type(exc).__name__}: {exc})"]

@@ -101,6 +101,25 @@ def test_a_paper_the_worker_harvests_is_searchable_on_both_nodes(instance):
     assert similar[0] == similar[1] and similar[0][0][0] == "2611.00802", similar
     r = cli(db, "show", "2611.00801", "--json", env=env)
     assert "Holographic tensor networks" in r.stdout
+    # A paper imported by another process, not searched for: each node's follower
+    # (LISTEN/NOTIFY) catches its replicas up by itself, and /readyz says so.
+    import json as _json
+
+    rec = instance["folder"] / "one.jsonl"
+    rec.write_text(_json.dumps({"id": "2612.07001", "title": "Quasicrystal phonons without a search",
+                                "abstract": "We study phonons. " * 5, "authors": "Ada Lovelace",
+                                "categories": "cs.LG", "update_date": "2026-12-01"}) + "\n")
+    cli(db, "import", str(rec), env=env)
+    store_rev = None
+    for node in nodes:
+        def caught_up(node=node):
+            r = node.client.get("/readyz")
+            body = r.json()
+            return r.status_code == 200 and body.get("ready") and body
+        body, took = _poll(caught_up, 10, step=0.1)
+        assert body, f"{node.url} /readyz never said ready"
+        store_rev = store_rev or body["rev"]
+        assert body["rev"] >= store_rev
 
 
 def test_node_b_answers_everything_while_node_a_is_killed(instance):
@@ -196,10 +215,20 @@ def test_a_killed_workers_digest_is_finished_by_another(mail_instance):
     got = sum(_each_got_one(m["smtp"], m["emails"]).values())
     assert got == 2  # two delivered before it died
     second = start_worker(m["db"], m["folder"], "heir", env, "--now", "2026-11-23T07:05:00Z")
+    from paperwire.store import jobs as job_rows
+    from paperwire.store.db import connect
+
+    conn = connect(m["db"], migrate_schema=False)
     try:
         m["smtp"].wait_for(len(m["emails"]), timeout=60)
-        time.sleep(2)
+        # The heir takes the period over once the dead worker's 3 s lease has run out
+        # (the rest of the mail may go out before that, through the outbox retry path).
+        row, took = _poll(lambda: (r := job_rows.get(conn, "digest-daily", "daily:2026-11-23"))
+                          and r["state"] == "done" and r, 30, step=0.2)
+        time.sleep(1)
     finally:
+        conn.close()
         second.stop()
+    assert row and row["owner"] != "" and row["attempts"] == 2, row
+    assert ":" in row["owner"] and row["owner"] in second.output(), (row, second.output())
     assert _each_got_one(m["smtp"], m["emails"]) == {e: 1 for e in m["emails"]}
-    assert "digest-daily: " in second.output(), second.output()

@@ -23,8 +23,11 @@ def serve(ctx, host, port, workers, no_cache, log_level):
 
     from paperwire.web.guard import parse_networks
 
+    from paperwire.web.metrics import MetricsAccess
+
     try:
         parse_networks(ctx.settings.trusted_proxies)
+        MetricsAccess.from_env()  # PAPERWIRE_METRICS_ALLOW, checked as early
     except ValueError as exc:  # PAPERWIRE_TRUSTED_PROXIES: one line, not a traceback
         fail(str(exc))
     try:

@@ -33,6 +33,8 @@ from functools import lru_cache
 from typing import Any, Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
+from paperwire.store import pgpool
+
 URL_SCHEMES = ("postgresql://", "postgres://")
 POOL_MAX = 8  # connections per process and URL; web workers are separate processes
 
@@ -334,8 +336,8 @@ def _pool(url: str):
             psycopg.connect(url, **kwargs).close()
         except (psycopg.Error, ValueError) as exc:
             raise _unavailable(url, exc) from None
-        pool = ConnectionPool(url, min_size=1, max_size=POOL_MAX, kwargs=kwargs, configure=_configure,
-                              open=False, name="paperwire", check=ConnectionPool.check_connection)
+        pool = pgpool.pool_class()(url, min_size=1, max_size=POOL_MAX, kwargs=kwargs, configure=_configure,
+                                   open=False, name="paperwire", check=ConnectionPool.check_connection)
         pool.open(wait=True, timeout=10)
         _POOLS[url] = pool
         return pool
@@ -363,21 +365,19 @@ class PgConnection:
         self.url = url
         self._pool = _pool(url)
         try:
-            self._raw = self._pool.getconn(timeout=30)
+            self._raw = pgpool.acquire(self._pool, url, 30)
         except Exception as exc:
             raise _unavailable(url, exc) from None
-        self.total_changes = 0
+        self.total_changes, self._lost_tx = 0, False
 
     @property
     def raw(self):
         """The psycopg connection (for COPY and other PostgreSQL-only calls in the store)."""
-        return self._raw
+        return pgpool.raw_of(self)  # a fresh one if the server went away since (store/pgpool.py)
 
     @property
     def in_transaction(self) -> bool:
-        from psycopg.pq import TransactionStatus
-
-        return self._raw.info.transaction_status != TransactionStatus.IDLE
+        return pgpool.in_transaction(self)
 
     def execute(self, sql: str, params: Sequence | dict | None = None):
         """Run one statement (SQLite spelling) and return its cursor."""
@@ -388,7 +388,7 @@ class PgConnection:
         if q is None:
             return _EmptyCursor()
         try:
-            cur = self._raw.execute(q, (list(params) if not isinstance(params, dict) else params) if has else None)
+            cur = pgpool.run(self, q, (list(params) if not isinstance(params, dict) else params) if has else None)
         except psycopg.IntegrityError as exc:
             raise sqlite3.IntegrityError(str(exc)) from exc
         if cur.rowcount > 0 and q[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
@@ -400,7 +400,7 @@ class PgConnection:
         import psycopg
 
         rows = [list(p) if not isinstance(p, dict) else p for p in seq]
-        cur = self._raw.cursor()
+        cur = self.raw.cursor()
         if not rows:
             return cur
         q = _translate(sql, True)
@@ -416,11 +416,11 @@ class PgConnection:
 
     def commit(self) -> None:
         if self.in_transaction:
-            self._raw.execute("COMMIT")
+            self.execute("COMMIT")
 
     def rollback(self) -> None:
         if self.in_transaction:
-            self._raw.execute("ROLLBACK")
+            self.execute("ROLLBACK")
 
     def close(self) -> None:
         """Give the connection back to the pool (rolled back if a transaction was left open)."""

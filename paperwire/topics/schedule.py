@@ -1,6 +1,6 @@
 """The topic map's place in ``paperwire worker``: refit weekly, place new papers every tick.
 
-* ``map-build`` once per ISO week (``worker_jobs`` records it, like the digests): a full refit,
+* ``map-build`` once per ISO week (a leased job in ``worker_jobs``, like the digests): a full refit,
   so the layout and labels follow the corpus as it grows;
 * between refits, each tick puts papers that got an embedding since on the map
   (:func:`paperwire.topics.map.place_new`, cheap: a dot product against the fitted sample).
@@ -15,11 +15,12 @@ import logging
 import sqlite3
 from datetime import datetime, timedelta
 
-from paperwire.store import digest as jobs
-from paperwire.store.db import transaction
+from paperwire import jobs
+from paperwire.store import jobs as job_rows
 
 log = logging.getLogger("paperwire.worker")
 RETRY_AFTER = timedelta(hours=6)
+_OWNER = jobs.worker_name()
 
 
 def _iso(dt: datetime) -> str:
@@ -34,36 +35,46 @@ def _mappable(conn: sqlite3.Connection) -> bool:
     return bool(model) and store_emb.embedding_count(conn, model) >= topic_map.MIN_PAPERS
 
 
-def tick(conn: sqlite3.Connection, now: datetime) -> list[str]:
-    """One scheduler pass for the map; returns log lines (empty when there was nothing to do)."""
+def tick(conn: sqlite3.Connection, now: datetime, *, db: object | None = None, owner: str | None = None,
+         lease_s: float = jobs.DEFAULT_LEASE_S) -> list[str]:
+    """One scheduler pass for the map; returns log lines (empty when there was nothing to do).
+
+    The weekly refit and the placing of new papers are leased jobs (:mod:`paperwire.jobs`):
+    with several workers, one refits while the others skip it. ``db`` is the store the
+    lease heartbeat connects to (the worker passes its ``--db``), ``owner`` the worker's name.
+    """
+    from paperwire.store.meta import database_file
     from paperwire.topics import map as topic_map
 
+    db = db if db is not None else (getattr(conn, "url", None) or database_file(conn) or ":memory:")
+    owner = owner or _OWNER
     year, week, _ = now.isocalendar()
     period = f"{year}-W{week:02d}"
-    row = jobs.get_job(conn, "map-build", period)
-    due = row is None or (row["state"] not in ("done", "skipped") and
-                          now - datetime.strptime(row["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(
-                              tzinfo=now.tzinfo) >= RETRY_AFTER)
-    if due and not _mappable(conn):
-        return []  # too few embedded papers: nothing recorded, so the week's build runs once they arrive
-    if due:
-        with transaction(conn):
-            jobs.start_job(conn, "map-build", period, _iso(now))
-        try:
-            summary = topic_map.build_map(conn)
-        except topic_map.MapUnavailable as exc:  # the map extra is missing: not an error
-            with transaction(conn):
-                jobs.finish_job(conn, "map-build", period, "skipped", _iso(now), str(exc)[:500])
-            return [f"map-build {period}: skipped ({exc})"]
-        except Exception as exc:  # a failed refit keeps the old map; retried after RETRY_AFTER
-            log.exception("map build failed")
-            with transaction(conn):
-                jobs.finish_job(conn, "map-build", period, "failed", _iso(now), f"{type(exc).__name__}: {exc}"[:500])
-            return [f"map-build {period}: failed ({type(exc).__name__}: {exc})"]
-        with transaction(conn):
-            jobs.finish_job(conn, "map-build", period, "done", _iso(now),
-                            f"{summary['points']} points in {summary['total_s']} s")
+    row = job_rows.get(conn, "map-build", period)
+    if row is not None and row["state"] in ("done", "skipped") or not _mappable(conn):
+        lease = None  # built (or skipped) this week; or too few embedded papers: nothing recorded yet
+    else:
+        lease = jobs.claim(conn, db, "map-build", period, owner, lease_s=lease_s, retry_after=RETRY_AFTER, now=now)
+    if lease is not None:
+        with lease:
+            try:
+                summary = topic_map.build_map(conn)
+            except topic_map.MapUnavailable as exc:  # the map extra is missing: not an error
+                lease.finish(conn, "skipped", str(exc)[:500], now=now)
+                return [f"map-build {period}: skipped ({exc})"]
+            except Exception as exc:  # a failed refit keeps the old map; retried after RETRY_AFTER
+                log.exception("map build failed")
+                lease.finish(conn, "failed", f"{type(exc).__name__}: {exc}"[:500], now=now)
+                return [f"map-build {period}: failed ({type(exc).__name__}: {exc})"]
+            lease.finish(conn, "done", f"{summary['points']} points in {summary['total_s']} s", now=now)
         return [f"map-build {period}: {summary['points']} points, {summary['coarse_clusters']} topics "
                 f"in {summary['total_s']} s"]
-    placed = topic_map.place_new(conn)
+    if row is None or row["state"] != "done":
+        return []
+    placing = jobs.claim(conn, db, "map-place", "-", owner, lease_s=lease_s, recurring=True, now=now)
+    if placing is None:
+        return []  # another worker is placing right now
+    with placing:
+        placed = topic_map.place_new(conn)
+        placing.finish(conn, "done", f"placed {placed.get('placed', 0)}", now=now)
     return [f"map: placed {placed['placed']} new papers"] if placed.get("placed") else []

@@ -111,17 +111,16 @@ def create_app(settings: Settings, *, demo: bool = False, cache: bool = True) ->
     app.add_middleware(CacheFastPath, st=st)
     parse_networks(settings.trusted_proxies)  # a bad PAPERWIRE_TRUSTED_PROXIES fails here, not on the first request
     app.add_middleware(RequestGuard, st=st)  # client address, API auth before bodies, body limits
+    # /healthz, /readyz, /metrics; request metrics (cache hits too); 503 + Retry-After while the store is down
+    importlib.import_module("paperwire.web.ops").install(app, st)
     app.add_middleware(SecurityHeaders, https=st.https)  # added last = outermost: also covers cache hits
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    _follow_store_changes(app, settings)
 
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
         # In the site's frame (header, a way back, dark mode): templates/docs.html.
         return render(request, "docs.html", {})
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz():
-        return {"ok": True, "version": __version__}
 
     @app.get("/robots.txt", include_in_schema=False)
     def robots():
@@ -183,6 +182,19 @@ def jsonable(errors) -> list:
                for x in (e.get("loc") or ())]
         out.append({"type": str(e.get("type", "")), "loc": loc, "msg": str(e.get("msg", ""))})
     return out
+
+
+def _follow_store_changes(app: FastAPI, settings: Settings) -> None:
+    """On a PostgreSQL store, catch this process's index replicas up as soon as any node
+    commits a change (LISTEN/NOTIFY, polling as a fallback: paperwire.index.follow)."""
+    from paperwire.store.dialect import is_url
+
+    if not is_url(settings.db_path):
+        return
+    from paperwire.index import follow
+
+    app.router.on_startup.append(lambda: follow.start(settings.db_path))
+    app.router.on_shutdown.append(follow.stop_all)
 
 
 def _include_digest_routes(app: FastAPI) -> bool:

@@ -28,6 +28,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException
 
+from paperwire.store.health import store_down_reason
 from paperwire.web import security
 from paperwire.web.context import JSONResponse, WebState, check_csrf, current_user, render
 
@@ -182,7 +183,9 @@ class RequestGuard:
                                     status_code=403)
             if current_user(request) is None:
                 return JSONResponse({"error": "sign in first"}, status_code=401)
-        except Exception:  # noqa: BLE001 - a broken cookie header must not be a 500
+        except Exception as exc:  # noqa: BLE001 - a broken cookie header must not be a 500
+            if store_down_reason(exc):
+                raise  # the store is down: a 503 (web/ops.py), not "bad credentials"
             log.warning("could not check an API write's credentials", exc_info=True)
             return JSONResponse({"error": "bad credentials"}, status_code=400)
         return None

@@ -99,6 +99,9 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     if demo:
         prepare_demo_index(settings)
     click.echo(f"paperwire is serving {db_label(settings.db_path)} at {url}  (Ctrl+C to stop)")
+    from paperwire.web.metrics import prepare_multiprocess  # /metrics sums every worker
+
+    prepare_multiprocess(workers)  # before the workers start: they inherit PROMETHEUS_MULTIPROC_DIR
     if workers <= 1:
         from paperwire.web.app import create_app
 
