@@ -232,3 +232,43 @@ def test_a_killed_workers_digest_is_finished_by_another(mail_instance):
     assert row and row["owner"] != "" and row["attempts"] == 2, row
     assert ":" in row["owner"] and row["owner"] in second.output(), (row, second.output())
     assert _each_got_one(m["smtp"], m["emails"]) == {e: 1 for e in m["emails"]}
+
+
+def test_a_hide_committed_elsewhere_leaves_every_view_of_node_b(instance):
+    """An admin hides a paper (committed by another process): node B's feed, search, similar
+    lists and API stop showing it within 5 s; unhidden, it is back."""
+    from paperwire.store import accounts
+    from paperwire.store.db import connect
+
+    a, b = instance["nodes"]
+    daily = b.client.get("/api/daily_papers", params={"limit": 50}).json()
+    # A paper that another paper's similar list shows, so all four views can be checked.
+    target = source = None
+    for item in daily:
+        sims = b.client.get(f"/api/v1/papers/{item['paper']['id']}/similar").json()
+        if sims:
+            source, target = item["paper"]["id"], sims[0]["paper"]
+            break
+    assert target is not None
+    tid, title = target["id"], target["title"]
+
+    def views() -> dict:
+        return {
+            "feed": tid in {p["paper"]["id"] for p in b.client.get("/api/daily_papers", params={"limit": 100}).json()},
+            "search": tid in {h["paper"]["id"] for h in b.client.get("/api/papers/search", params={"q": title}).json()},
+            "similar": tid in {s["paper"]["id"] for s in b.client.get(f"/api/v1/papers/{source}/similar").json()},
+            "api": b.client.get(f"/api/papers/{tid}").status_code == 200,
+        }
+
+    assert views()["search"] and views()["similar"] and views()["api"]
+    conn = connect(instance["db"], migrate_schema=False)
+    try:
+        rowid = conn.execute("SELECT id FROM papers WHERE arxiv_id=? OR paper_id=?", (tid, tid)).fetchone()[0]
+        accounts.set_hidden(conn, rowid, True)
+        gone, took = _poll(lambda: not any(views().values()), 5, step=0.1)
+        assert gone, views()
+        accounts.set_hidden(conn, rowid, False)
+        back, took = _poll(lambda: (v := views())["search"] and v["similar"] and v["api"], 5, step=0.1)
+        assert back, views()
+    finally:
+        conn.close()
