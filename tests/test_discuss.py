@@ -202,7 +202,19 @@ def test_report_hide_restore_ban_and_audit(db):
     moderation.act(conn, u["root"], "restore", bad["id"])
     assert _paper(conn)["num_comments"] == 1
     dc.report(conn, u["carol"], bad["id"], "still spam")  # a resolved report can be made again
+    from paperwire.store import accounts as acc_sql
+    from paperwire.store import tokens as tok_sql
+
+    acc_sql.create_session(conn, u["bob"]["id"], "bobs-session-cookie")
+    tok_sql.insert_token(conn, user_id=u["bob"]["id"], name="t", token_hash="hash-of-bobs-token", prefix="pw_x",
+                         scope="write", now="2026-11-20T00:00:00Z")
+    assert acc_sql.session_user(conn, "bobs-session-cookie")["id"] == u["bob"]["id"]
+    assert tok_sql.token_user(conn, "hash-of-bobs-token") is not None
     moderation.act(conn, u["root"], "ban", bad["id"], "spammer")
+    # Banned from the queue: signed out everywhere and tokens revoked, as from the admin page.
+    assert acc_sql.session_user(conn, "bobs-session-cookie") is None
+    assert tok_sql.token_user(conn, "hash-of-bobs-token") is None
+    assert all(t["revoked_at"] for t in tok_sql.user_tokens(conn, u["bob"]["id"]))
     with pytest.raises(dc.Forbidden, match="banned"):
         dc.post(conn, u["bob"], paper, "I am back")
     with pytest.raises(dc.Forbidden):

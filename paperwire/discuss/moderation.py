@@ -9,6 +9,7 @@ from paperwire.discuss.comments import DiscussError, Forbidden, NotFound
 from paperwire.model import utcnow_iso
 from paperwire.store import accounts
 from paperwire.store import discuss as sql
+from paperwire.store import profiles, tokens
 from paperwire.store.db import transaction
 
 ACTIONS = ("hide", "restore", "dismiss", "ban", "unban")
@@ -66,7 +67,11 @@ def act(conn: sqlite3.Connection, admin: dict, action: str, target, reason: str 
             target_user = accounts.get_user(conn, c["user_id"])
             if target_user and target_user["is_admin"]:
                 raise Forbidden("admins cannot be banned here")
-            sql.ban_user(conn, c["user_id"], admin["id"], reason, now)
+            if sql.ban_user(conn, c["user_id"], admin["id"], reason, now):
+                # As a ban from the admin page does: its sessions end and its API tokens stop
+                # working, so the banned account is signed out everywhere at once.
+                profiles.delete_sessions(conn, c["user_id"])
+                tokens.revoke_all(conn, c["user_id"], now)
             sql.audit(conn, admin_id=admin["id"], admin_name=admin["username"], action="ban", target_kind="user",
                       target_id=c["user_id"], detail=f"for comment {tid}" + (f": {reason}" if reason else ""), now=now)
             message = f"{c['author']} is banned and the comment is hidden."
