@@ -272,3 +272,32 @@ def test_a_hide_committed_elsewhere_leaves_every_view_of_node_b(instance):
         assert back, views()
     finally:
         conn.close()
+
+
+def test_sessions_csrf_and_login_limits_hold_across_nodes(instance):
+    """Any node answers any request: a form from node B posts to node A (one secret key, kept in
+    the store), A's session cookie signs the reader in on B, and wrong passwords count against
+    one budget whichever node they hit."""
+    import re
+
+    a, b = instance["nodes"]
+    csrf = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+    with httpx.Client(base_url=b.url, timeout=10) as on_b, httpx.Client(base_url=a.url, timeout=10) as on_a:
+        page = on_b.get("/login")
+        token = csrf.search(page.text).group(1)
+        on_a.cookies.update(on_b.cookies)  # the same browser, routed to the other node
+        r = on_a.post("/login", data={"login": "ada", "password": "correct horse battery", "csrf_token": token,
+                                      "next": "/"})
+        assert r.status_code == 303, r.text[:500]
+        on_b.cookies.update(on_a.cookies)
+        assert "ada" in on_b.get("/settings").text  # signed in on B with A's session
+    # Wrong passwords, alternating nodes, spend one budget: the address had 10 tries in 5 min
+    # (LOGIN_LIMIT), one of them the sign-in above, so the tenth wrong one is refused, on either node.
+    statuses = []
+    for i in range(11):
+        node = (a, b)[i % 2]
+        with httpx.Client(base_url=node.url, timeout=10) as c:
+            token = csrf.search(c.get("/login").text).group(1)
+            statuses.append(c.post("/login", data={"login": "ada", "password": f"wrong {i}",
+                                                   "csrf_token": token, "next": "/"}).status_code)
+    assert statuses == [401] * 9 + [429, 429], statuses
