@@ -10,6 +10,8 @@ restarted here, which the session cluster shared by other tests must never be.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -107,6 +109,13 @@ def test_postgres_restart_mid_run_gives_503_then_recovers(pg_store, tmp_path):
     conn.close()
     log = tmp_path / "serve.log"
     proc, base = serve(url, server_env(PAPERWIRE_INDEX_DIR=os.environ["PAPERWIRE_INDEX_DIR"]), log)
+    # A worker rides the outage out too: one line per pass while down, then back to work.
+    worker_log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "paperwire", "--db", url, "worker", "--interval", "0.5"],
+        stdout=open(worker_log, "wb"), stderr=subprocess.STDOUT,
+        env=dict(server_env(PAPERWIRE_INDEX_DIR=os.environ["PAPERWIRE_INDEX_DIR"]), PAPERWIRE_SYNC_HOUR="23",
+                 PAPERWIRE_DIGEST_HOUR="23", PAPERWIRE_SECRET_KEY="k" * 32, PAPERWIRE_EMBEDDER="none"))
     paths = ["/", "/api/daily_papers", f"/papers/{paper_id}", "/search?q=neural+networks",
              "/api/papers/search?q=learning", "/trending", "/readyz"]
     answers: list[tuple[float, str, int, str | None, str]] = []
@@ -157,9 +166,16 @@ def test_postgres_restart_mid_run_gives_503_then_recovers(pg_store, tmp_path):
             t.join(60)
         scrape = samples(httpx.get(base + "/metrics", timeout=30).text)
         ready = httpx.get(base + "/readyz", timeout=30)
+        time.sleep(1.5)  # a few worker passes after the store came back
     finally:
         stop.set()
         stop_server(proc)
+        worker.terminate()
+        worker.wait(30)
+    work = worker_log.read_text()
+    assert worker.returncode == 0 and "worker stopped" in work, work[-3000:]
+    assert "Traceback" not in work and "store unavailable, retrying next tick" in work, work[-3000:]
+    assert "store reachable again" in work, work[-3000:]
     output = log.read_text()
     statuses = {a[2] for a in answers}
     print(f"{len(answers)} answers, {sum(a[2] == 503 for a in answers)} of them 503, back {recovered_in:.2f} s "
