@@ -57,6 +57,10 @@ def find_candidates(
     title_norms: Iterable[str],
 ) -> list[sqlite3.Row]:
     """Existing papers that may be the same as incoming records (by any identity key)."""
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        from paperwire.store import pgpapers
+
+        return pgpapers.find_candidates(conn, arxiv_ids, paper_ids, title_norms)  # one array per key set
     rows: dict[int, sqlite3.Row] = {}
     for sql, keys in (
         ("SELECT * FROM papers WHERE arxiv_id IN ({marks})", set(arxiv_ids)),
@@ -130,6 +134,7 @@ def _write_children(conn: sqlite3.Connection, rows: list[dict], *, replace: bool
 # ---------------------------------------------------------------- bulk loads
 
 # meta key holding [[name, CREATE INDEX sql], ...] of the indexes a bulk load dropped
+# (on PostgreSQL also the child tables' foreign keys: store/pgpapers.py)
 BULK_LOAD_KEY = "bulk_load_indexes"
 # Page cache during a bulk load and its index builds (SQLite also sizes sort chunks by it).
 BULK_CACHE_KIB = 16 * 1024
@@ -141,8 +146,13 @@ def _secondary_indexes(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
     Unique indexes stay (they enforce paper_id / arxiv_id identity and serve the
     id lookups), so do the primary keys; everything else, whichever migration
-    created it, is rebuilt from its own SQL.
+    created it, is rebuilt from its own SQL. On PostgreSQL the foreign keys of
+    the child tables go too (:func:`paperwire.store.pgpapers.secondary_objects`).
     """
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        from paperwire.store import pgpapers
+
+        return pgpapers.secondary_objects(conn, _BULK_TABLES)  # and the child tables' foreign keys
     rows = conn.execute(
         f"SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL "
         f"AND tbl_name IN ({','.join('?' * len(_BULK_TABLES))}) ORDER BY name", _BULK_TABLES
@@ -157,20 +167,30 @@ def begin_bulk_load(conn: sqlite3.Connection) -> bool:
     pending. The dropped indexes are recorded in the same transaction, so they are
     either still there or listed for :func:`finish_bulk_load`, whatever kills us.
     """
-    if getattr(conn, "dialect", "sqlite") == "postgresql":
-        return False  # PostgreSQL loads through its batched path; no index juggling (yet)
+    pg = getattr(conn, "dialect", "sqlite") == "postgresql"
+    if pg:
+        from paperwire.store import pgpapers
+
+        pgpapers.lock_papers(conn)  # SQLite's BEGIN IMMEDIATE: one importer decides at a time
     if conn.execute("SELECT 1 FROM papers LIMIT 1").fetchone() or get_meta(conn, BULK_LOAD_KEY) is not None:
         return False
     indexes = _secondary_indexes(conn)
     set_meta(conn, BULK_LOAD_KEY, json.dumps(indexes))
     for name, _ in indexes:
-        conn.execute(f'DROP INDEX "{name}"')
+        if pg:
+            pgpapers.drop_object(conn, name)
+        else:
+            conn.execute(f'DROP INDEX "{name}"')
     return True
 
 
 def bulk_load_pending(conn: sqlite3.Connection) -> bool:
     """Whether a bulk load dropped indexes that are not rebuilt yet (running or killed)."""
     return get_meta(conn, BULK_LOAD_KEY) is not None
+
+
+def _sqlite_index_exists(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name=?", (name,)).fetchone() is not None
 
 
 def finish_bulk_load(conn: sqlite3.Connection, *, on_built: Callable[[str], None] | None = None) -> list[str]:
@@ -186,12 +206,17 @@ def finish_bulk_load(conn: sqlite3.Connection, *, on_built: Callable[[str], None
     if raw is None:
         return []
     built = []
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        from paperwire.store import pgpapers
+
+        exists, build = pgpapers.object_exists, pgpapers.rebuild
+    else:
+        exists, build = _sqlite_index_exists, lambda c, ddl: c.execute(ddl)
     with temp_files(conn), page_cache(conn, BULK_CACHE_KIB):
         for name, ddl in json.loads(raw):
             with transaction(conn):
-                exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name=?", (name,)).fetchone()
-                if not exists:
-                    conn.execute(ddl)
+                if not exists(conn, name):
+                    build(conn, ddl)
                     built.append(name)
                     if on_built:
                         on_built(name)
@@ -231,7 +256,12 @@ def get_paper(conn: sqlite3.Connection, ident: str, *, include_hidden: bool = Tr
 
 def get_papers_by_rowid(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, dict]:
     """Papers keyed by internal row id (for search hits and similar lists)."""
-    rows = _in_chunks(conn, "SELECT * FROM papers WHERE id IN ({marks})", list(rowids))
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        from paperwire.store import pgpapers
+
+        rows = pgpapers.papers_by_rowid(conn, rowids)  # one array parameter: one prepared statement
+    else:
+        rows = _in_chunks(conn, "SELECT * FROM papers WHERE id IN ({marks})", list(rowids))
     return {r["id"]: row_to_paper(r) for r in rows}
 
 
