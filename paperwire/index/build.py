@@ -186,5 +186,8 @@ def update_index(conn: sqlite3.Connection, *, embedder=None, progress: bool = Fa
         with transaction(conn):
             sql.set_state(conn, "model", emb.name)
         report["similar"] = update_similar(conn, emb.name, progress=progress)
+        from paperwire.index.vectors import checkpoint
+
+        checkpoint(conn, emb.name)  # the node's HNSW snapshot, if this run changed it enough
     report["seconds"] = round(time.perf_counter() - t0, 3)
     return report

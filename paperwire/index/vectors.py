@@ -6,8 +6,9 @@ The durable vectors live in SQLite (:mod:`paperwire.store.embeddings`, float32 b
 * ``kind="exact"``: a float32 matrix and one BLAS mat-vec per query; exact, fine up to
   some tens of thousands of papers (see BENCHMARKS.md for the timings).
 * ``kind="hnsw"``: a usearch HNSW graph (extra ``ann``) with float16 vectors, saved
-  next to the database as a cache (``<db>.vectors/<model>.usearch``) and caught up
-  incrementally on load. Recall@10 vs exact is measured in bench/vectors_search.py.
+  next to the database as a snapshot (``<db>.vectors/``, :mod:`paperwire.index.snapshot`)
+  that every process of a node memory-maps read-only (shared through the page cache) and
+  catches up with a small private delta. Recall@10 vs exact: bench/vectors_search.py.
 * ``kind="auto"``: HNSW when usearch is installed and there are more than
   :data:`ANN_THRESHOLD` vectors, else exact.
 
@@ -18,7 +19,7 @@ sequence it has seen; :meth:`VectorIndex.is_stale` compares them (two one-row qu
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import re
 import sqlite3
@@ -29,6 +30,18 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from paperwire.index import snapshot
+from paperwire.index.vector_kinds import (  # noqa: F401 - re-exported: callers import them from here
+    HNSW_DTYPE,
+    HNSW_EXACT_FILTER_MAX,
+    PIP_ANN,
+    _Exact,
+    _Hnsw,
+    _topk,
+    _unit,
+    ann_available,
+    usearch_index_class,
+)
 from paperwire.store import embeddings as store_emb
 from paperwire.store.meta import database_file
 from paperwire.store.papers import all_paper_rowids, current_rev
@@ -36,38 +49,6 @@ from paperwire.store.papers import all_paper_rowids, current_rev
 # Above this many vectors "auto" uses HNSW (if usearch is installed): an exact mat-vec over
 # 384-d float32 costs ~0.1 ms per 1,000 vectors on 2 cores, so ~5 ms at 50k.
 ANN_THRESHOLD = int(os.environ.get("PAPERWIRE_ANN_THRESHOLD", "50000"))
-PIP_ANN = "pip install 'paperwire[ann]'"
-# HNSW + filter: up to this many allowed rowids are scored exactly, above it the graph is
-# over-fetched (bench/vectors_search.py: a 5% filter on 100k took 17 ms exactly).
-HNSW_EXACT_FILTER_MAX = 2000
-_CACHE_VERSION = 2  # 2: float16 storage
-# HNSW vector storage. bench/vectors_search.py, recall@10 vs exact: i8 0.971 (100k) and
-# 0.865 (1M, flat at any ef: int8 cannot order near-ties); f16 0.995 (100k) at 1.8x memory.
-HNSW_DTYPE = os.environ.get("PAPERWIRE_HNSW_DTYPE", "f16")
-
-
-def usearch_index_class():
-    """usearch's ``Index`` class, imported after onnxruntime when that is installed.
-
-    Importing onnxruntime (1.31) *after* usearch 2.26 (its numkong kernels) crashes the
-    process with a segfault; the other order is fine. The web server or a search can load
-    the vector index before the first query embedder, so every usearch import goes here.
-    """
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        pass
-    from usearch.index import Index
-
-    return Index
-
-
-def ann_available() -> bool:
-    try:
-        usearch_index_class()
-    except ImportError:
-        return False
-    return True
 
 
 def default_cache_dir(conn: sqlite3.Connection) -> Path | None:
@@ -81,157 +62,6 @@ def default_cache_dir(conn: sqlite3.Connection) -> Path | None:
 
 def _safe(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
-
-
-class _Exact:
-    """float32 matrix with spare capacity; rows are swapped-with-last on removal."""
-
-    def __init__(self, dim: int):
-        self.dim = dim
-        self.mat = np.zeros((0, dim), dtype=np.float32)
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.n = 0
-        self.pos: dict[int, int] = {}
-
-    def _grow(self, need: int) -> None:
-        if need <= len(self.mat):
-            return
-        cap = max(need, int(len(self.mat) * 1.5) + 1024)
-        mat = np.zeros((cap, self.dim), dtype=np.float32)
-        ids = np.zeros(cap, dtype=np.int64)
-        mat[: self.n] = self.mat[: self.n]
-        ids[: self.n] = self.ids[: self.n]
-        self.mat, self.ids = mat, ids
-
-    def add(self, rowids: np.ndarray, vecs: np.ndarray) -> None:
-        new = [i for i, r in enumerate(rowids) if int(r) not in self.pos]
-        for i, r in enumerate(rowids):
-            p = self.pos.get(int(r))
-            if p is not None:
-                self.mat[p] = vecs[i]
-        if not new:
-            return
-        self._grow(self.n + len(new))
-        sel = np.asarray(new)
-        self.mat[self.n : self.n + len(new)] = vecs[sel]
-        self.ids[self.n : self.n + len(new)] = rowids[sel]
-        for j, r in enumerate(rowids[sel]):
-            self.pos[int(r)] = self.n + j
-        self.n += len(new)
-
-    def remove(self, rowids: Iterable[int]) -> int:
-        removed = 0
-        for r in rowids:
-            p = self.pos.pop(int(r), None)
-            if p is None:
-                continue
-            last = self.n - 1
-            if p != last:
-                self.mat[p] = self.mat[last]
-                moved = int(self.ids[last])
-                self.ids[p] = moved
-                self.pos[moved] = p
-            self.n -= 1
-            removed += 1
-        return removed
-
-    def get(self, rowid: int) -> np.ndarray | None:
-        p = self.pos.get(int(rowid))
-        return None if p is None else self.mat[p].copy()
-
-    def search(self, q: np.ndarray, k: int, positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        if positions is None:
-            scores = self.mat[: self.n] @ q
-            ids = self.ids[: self.n]
-        else:
-            scores = self.mat[positions] @ q
-            ids = self.ids[positions]
-        return _topk(ids, scores, k)
-
-
-def _topk(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    n = len(scores)
-    if n == 0 or k <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    if k < n:
-        part = np.argpartition(-scores, k - 1)[:k]
-    else:
-        part = np.arange(n)
-    order = part[np.argsort(-scores[part], kind="stable")]
-    return ids[order].astype(np.int64), scores[order].astype(np.float32)
-
-
-def _unit(mat: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(mat, axis=1, keepdims=True)
-    return mat / np.maximum(norms, 1e-12)
-
-
-class _Hnsw:
-    """usearch HNSW over float16 vectors (``HNSW_DTYPE``), cosine metric (= dot: inputs are unit)."""
-
-    def __init__(self, dim: int, *, index=None, dtype: str = HNSW_DTYPE, connectivity: int = 16,
-                 expansion_add: int = 128, expansion_search: int = 96):
-        try:
-            Index = usearch_index_class()
-        except ImportError as exc:
-            from paperwire.index.embeddings import EmbedderUnavailable
-
-            raise EmbedderUnavailable(f"the HNSW vector index needs usearch: {PIP_ANN}") from exc
-        self.dim = dim
-        self.index = index if index is not None else Index(
-            ndim=dim, metric="cos", dtype=dtype, connectivity=connectivity,
-            expansion_add=expansion_add, expansion_search=expansion_search,
-        )
-
-    @property
-    def n(self) -> int:
-        return len(self.index)
-
-    def add(self, rowids: np.ndarray, vecs: np.ndarray) -> None:
-        keys = np.asarray(rowids, dtype=np.uint64)
-        present = np.asarray(self.index.contains(keys), dtype=bool).reshape(-1) if len(self.index) else np.zeros(len(keys), bool)
-        if present.any():
-            self.index.remove(keys[present])
-        self.index.add(keys, np.ascontiguousarray(vecs, dtype=np.float32))
-
-    def remove(self, rowids: Iterable[int]) -> int:
-        keys = np.asarray(list(rowids), dtype=np.uint64)
-        if not len(keys) or not len(self.index):
-            return 0
-        present = np.asarray(self.index.contains(keys), dtype=bool).reshape(-1)
-        if not present.any():
-            return 0
-        self.index.remove(keys[present])
-        return int(present.sum())
-
-    def contains(self, rowid: int) -> bool:
-        return bool(len(self.index)) and bool(self.index.contains(int(rowid)))
-
-    def present(self, rowids: np.ndarray) -> np.ndarray:
-        """The given rowids that are in the index, in order (one usearch call)."""
-        if not len(rowids) or not len(self.index):
-            return rowids[:0]
-        return rowids[np.asarray(self.index.contains(rowids.astype(np.uint64)), dtype=bool).reshape(-1)]
-
-    def get(self, rowid: int) -> np.ndarray | None:
-        if not self.contains(rowid):
-            return None
-        v = self.index.get(int(rowid), dtype=np.float32)
-        return None if v is None else _unit(np.asarray(v, dtype=np.float32).reshape(1, -1))[0]
-
-    def get_many(self, rowids: np.ndarray) -> np.ndarray:
-        # int8/f16 storage keeps direction, not exact length: renormalise so dots are cosines.
-        return _unit(np.asarray(self.index.get(np.asarray(rowids, dtype=np.uint64), dtype=np.float32), dtype=np.float32))
-
-    def keys(self) -> np.ndarray:
-        return np.asarray(self.index.keys, dtype=np.int64)
-
-    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if not len(self.index) or k <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        m = self.index.search(q, min(k, len(self.index)), threads=1)
-        # usearch "cos" distance is 1 - cosine (the "ip" metric is unscaled for int8).
-        return np.asarray(m.keys, dtype=np.int64), (1.0 - np.asarray(m.distances, dtype=np.float32))
 
 
 class VectorIndex:
@@ -248,14 +78,18 @@ class VectorIndex:
         self.dim = dim
         self.kind = kind
         self.include_hidden = include_hidden
-        self._impl: _Exact | _Hnsw = _Exact(dim) if kind == "exact" else _Hnsw(dim)
+        # HNSW with a node snapshot: snapshot.Mapped (mapped file + private delta).
+        self._impl: _Exact | _Hnsw | snapshot.Mapped = _Exact(dim) if kind == "exact" else _Hnsw(dim)
         self._lock = threading.RLock()
         # What of the store this index reflects (see is_stale/refresh).
         self.rev = 0
         self.seq = 0
         self.paper_count = 0
         self.max_rowid = 0
-        self.cache_path: Path | None = None
+        self.cache_path: Path | None = None  # the snapshot file in use (HNSW)
+        self.base_path: Path | None = None  # its logical name, <dir>/<model>.usearch (manifest beside it)
+        self._stamp: tuple | None = None  # the manifest's stat when last read
+        self.autosave = True  # may rewrite the snapshot when the delta grows (load(save=False): never)
         self.load_info: dict = {}
 
     # ---------------------------------------------------------------- building
@@ -274,9 +108,11 @@ class VectorIndex:
     ) -> "VectorIndex":
         """Index every stored vector of ``model`` (hidden papers left out unless asked).
 
-        For HNSW, a cache file in ``cache_dir`` (default ``<db>.vectors/``; None = no cache)
-        is reused when it matches and caught up with :meth:`refresh`; a missing or broken
-        cache is rebuilt from SQLite and saved (unless ``save=False``).
+        For HNSW, the node's snapshot in ``cache_dir`` (default ``<db>.vectors/``; None = no
+        cache: the index stays in this process's memory) is memory-mapped when it matches and
+        caught up with :meth:`refresh`; a missing or broken one is rebuilt from SQLite by one
+        process of the node (the others wait on its lock, then map it) and saved (unless
+        ``save=False``).
         """
         t0 = time.perf_counter()
         stored_dim = store_emb.model_dim(conn, model)
@@ -291,25 +127,36 @@ class VectorIndex:
             n = store_emb.embedding_count(conn, model) if stored_dim else 0
             kind = "hnsw" if (n > ANN_THRESHOLD and ann_available()) else "exact"
         idx = cls(model, dim, kind=kind, include_hidden=include_hidden)
+        idx.autosave = save
         if cache_dir == "default":
             cache_dir = default_cache_dir(conn)
         if kind == "hnsw" and cache_dir is not None:
-            idx.cache_path = Path(cache_dir) / f"{_safe(model)}{'.hidden' if include_hidden else ''}.usearch"
-            if idx._restore():
-                changed = idx.refresh(conn)
-                idx.load_info = {"source": "cache", "caught_up": changed, "seconds": time.perf_counter() - t0}
-                if save and changed > max(1000, len(idx) // 100):
-                    idx.save()
-                return idx
-        for ids, vecs in store_emb.iter_paper_vectors(conn, model, include_hidden=include_hidden):
-            idx._impl.add(ids, vecs)
-        idx.rev, idx.seq, idx.paper_count, idx.max_rowid = rev, seq, count, max_rowid
-        # Writes that landed while we read are picked up by an immediate catch-up.
-        idx.refresh(conn)
+            idx.base_path = idx.cache_path = Path(cache_dir) / f"{_safe(model)}{'.hidden' if include_hidden else ''}.usearch"
+            for attempt in (0, 1):
+                # Second pass under the node lock: another process may have just built it.
+                with snapshot.node_lock(idx.base_path) if attempt else _nolock():
+                    if idx._restore():
+                        changed = idx.refresh(conn)
+                        idx.load_info = {"source": "cache", "caught_up": changed, "seconds": time.perf_counter() - t0}
+                        if save and changed > max(1000, len(idx) // 100):
+                            idx.save(locked=bool(attempt))
+                        return idx
+                    if attempt:
+                        idx._build(conn, rev, seq, count, max_rowid)
+                        idx.load_info = {"source": "sqlite", "seconds": time.perf_counter() - t0}
+                        if save:
+                            idx.save(locked=True)
+                        return idx
+        idx._build(conn, rev, seq, count, max_rowid)
         idx.load_info = {"source": "sqlite", "seconds": time.perf_counter() - t0}
-        if kind == "hnsw" and save and idx.cache_path is not None:
-            idx.save()
         return idx
+
+    def _build(self, conn: sqlite3.Connection, rev: int, seq: int, count: int, max_rowid: int) -> None:
+        for ids, vecs in store_emb.iter_paper_vectors(conn, self.model, include_hidden=self.include_hidden):
+            self._impl.add(ids, vecs)
+        self.rev, self.seq, self.paper_count, self.max_rowid = rev, seq, count, max_rowid
+        # Writes that landed while we read are picked up by an immediate catch-up.
+        self.refresh(conn)
 
     def add(self, rowids: Sequence[int], vecs: np.ndarray) -> None:
         """Add or replace vectors (rows L2-normalised float32) for papers ``rowids``."""
@@ -417,6 +264,13 @@ class VectorIndex:
                     sc_parts.append(np.take_along_axis(scores, top, axis=1))
                 ids, sc = np.vstack(ids_parts), np.vstack(sc_parts)
                 counts = np.full(len(found), ids.shape[1])
+            elif isinstance(self._impl, snapshot.Mapped):
+                rows = self._impl.search_many(vecs, min(k + 1, self._impl.n), threads=threads)
+                width = max((len(r[0]) for r in rows), default=0)
+                ids, sc = np.full((len(rows), width), -1, np.int64), np.full((len(rows), width), -np.inf, np.float32)
+                for i, (ri, rs) in enumerate(rows):
+                    ids[i, : len(ri)], sc[i, : len(rs)] = ri, rs
+                counts = np.array([len(r[0]) for r in rows])
             else:
                 m = self._impl.index.search(vecs, min(k + 1, self._impl.n), threads=threads)
                 ids = np.asarray(m.keys, dtype=np.int64).reshape(len(found), -1)
@@ -464,6 +318,8 @@ class VectorIndex:
 
     def is_stale(self, conn: sqlite3.Connection) -> bool:
         """True when papers or this model's vectors changed since the index last caught up."""
+        if self.base_path is not None and snapshot.manifest_stamp(self.base_path) != self._stamp:
+            return True  # another process of the node wrote a new snapshot: remap it
         return current_rev(conn) != self.rev or store_emb.model_seq(conn, self.model) != self.seq
 
     def refresh(self, conn: sqlite3.Connection) -> int:
@@ -473,6 +329,9 @@ class VectorIndex:
         text not embedded yet); vectors written since ``seq`` are added; deletions are found
         by counting papers.
         """
+        if self.base_path is not None and snapshot.manifest_stamp(self.base_path) != self._stamp:
+            with self._lock:
+                self._restore()  # a newer snapshot: map it, drop our delta, catch up from its state
         rev, seq, count, max_rowid = _store_state(conn, self.model)
         if rev == self.rev and seq == self.seq:
             return 0
@@ -500,51 +359,86 @@ class VectorIndex:
                     self._impl.add(rid, vecs)
                     touched += len(rid)
             self.rev, self.seq, self.paper_count, self.max_rowid = rev, seq, count, max_rowid
+        self.maybe_checkpoint()
         return touched
 
     # ---------------------------------------------------------------- HNSW cache
 
-    def save(self, path: str | Path | None = None) -> Path | None:
-        """Write the HNSW cache (index file + JSON state) atomically; no-op for exact."""
-        if not isinstance(self._impl, _Hnsw):
+    def save(self, path: str | Path | None = None, *, locked: bool = False) -> Path | None:
+        """Write the node's HNSW snapshot (the index with this process's delta folded in) and
+        switch to mapping it; no-op for exact. Atomic: readers and a crash mid-write see the
+        previous snapshot. ``locked``: the caller holds :func:`snapshot.node_lock`."""
+        if isinstance(self._impl, _Exact):
             return None
-        path = Path(path) if path else self.cache_path
-        if path is None:
+        base = Path(path) if path else self.base_path
+        if base is None:
             return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            tmp = path.with_name(path.name + ".tmp")
-            self._impl.index.save(str(tmp))
-            os.replace(tmp, path)
-            meta = {
-                "version": _CACHE_VERSION, "model": self.model, "dim": self.dim, "rev": self.rev, "seq": self.seq,
-                "paper_count": self.paper_count, "max_rowid": self.max_rowid, "size": len(self),
-                "include_hidden": self.include_hidden,
-            }
-            mtmp = path.with_name(path.name + ".json.tmp")
-            mtmp.write_text(json.dumps(meta))
-            os.replace(mtmp, path.with_name(path.name + ".json"))
-        return path
+        self.base_path = base
+        with contextlib.ExitStack() as stack:
+            if not locked:
+                stack.enter_context(snapshot.node_lock(base))
+            with self._lock:
+                if isinstance(self._impl, snapshot.Mapped) and not self._impl.delta_size() and self._current(base):
+                    return self.cache_path
+                # A mapped snapshot is rewritten from a private copy (the index's size in
+                # memory until it is mapped again); an in-memory index is saved as it is.
+                full = self._impl.merged(usearch_index_class()) if isinstance(self._impl, snapshot.Mapped) else self._impl.index
+                meta = {
+                    "model": self.model, "dim": self.dim, "rev": self.rev, "seq": self.seq,
+                    "paper_count": self.paper_count, "max_rowid": self.max_rowid, "size": len(full),
+                    "include_hidden": self.include_hidden,
+                }
+                file = snapshot.write_snapshot(full, base, meta)
+                del full
+                self._restore()
+        snapshot.trim_heap()
+        return file
+
+    def _current(self, base: Path) -> bool:
+        meta = snapshot.read_manifest(base)
+        return meta is not None and meta["file"] == self.cache_path
+
+    def maybe_checkpoint(self) -> bool:
+        """Rewrite the snapshot when this process's delta outgrew ``snapshot.DELTA_MAX``,
+        unless another process of the node is already at it (it will be remapped)."""
+        if not self.autosave or not isinstance(self._impl, snapshot.Mapped) or self._impl.delta_size() <= snapshot.DELTA_MAX:
+            return False
+        with snapshot.node_lock(self.base_path, blocking=False) as got:
+            if not got or snapshot.manifest_stamp(self.base_path) != self._stamp:
+                return False
+            try:
+                self.save(locked=True)
+            except Exception:  # noqa: BLE001 - e.g. the cache folder was deleted: keep serving from the delta
+                return False
+        return True
 
     def _restore(self) -> bool:
-        path = self.cache_path
-        meta_path = path.with_name(path.name + ".json") if path else None
-        if path is None or not path.exists() or not meta_path.exists():
+        """Map the snapshot the manifest names (resetting the state to its own); False and
+        nothing changed when there is none, or it does not match this index."""
+        base = self.base_path
+        if base is None:
+            return False
+        self._stamp = snapshot.manifest_stamp(base)
+        meta = snapshot.read_manifest(base)
+        if meta is None or meta.get("version") != snapshot.MANIFEST_VERSION or meta.get("model") != self.model or meta.get("dim") != self.dim:
             return False
         try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("version") != _CACHE_VERSION or meta.get("model") != self.model or meta.get("dim") != self.dim:
-                return False
-            index = usearch_index_class().restore(str(path), view=False)
-            if index is None or len(index) != meta["size"]:
-                return False
-        except Exception:
-            # A broken cache is only a cache: rebuild from SQLite.
+            Index = usearch_index_class()
+        except ImportError:
             return False
-        self._impl = _Hnsw(self.dim, index=index)
+        view = snapshot.open_view(Index, meta["file"], size=int(meta["size"]), expansion_search=_Hnsw.SEARCH_EF)
+        if view is None:
+            return False
+        self._impl = snapshot.Mapped(view, meta["file"], _Exact(self.dim))
+        self.cache_path = meta["file"]
         self.rev, self.seq = int(meta["rev"]), int(meta["seq"])
         self.paper_count, self.max_rowid = int(meta["paper_count"]), int(meta["max_rowid"])
         return True
+
+
+@contextlib.contextmanager
+def _nolock():
+    yield True
 
 
 def _store_state(conn: sqlite3.Connection, model: str) -> tuple[int, int, int, int]:
@@ -609,6 +503,23 @@ def shared_index(conn: sqlite3.Connection, model: str, *, kind: str = "auto", in
     if idx.is_stale(conn):
         idx.refresh(conn)
     return idx
+
+
+def checkpoint(conn: sqlite3.Connection, model: str, *, min_delta: int = snapshot.CHECKPOINT_MIN) -> Path | None:
+    """Fold this process's delta of ``model``'s shared HNSW index into the node's snapshot
+    when it holds at least ``min_delta`` changes (whoever indexes calls this after a run, so
+    serving processes map a fresh snapshot instead of each keeping the same delta)."""
+    db = database_file(conn)
+    with _SHARED_LOCK:
+        found = [i for k, i in _SHARED.items() if k[0] == db and k[1] == model]
+    saved = None
+    for idx in found:
+        if isinstance(idx._impl, snapshot.Mapped) and idx._impl.delta_size() >= max(1, min_delta):
+            try:
+                saved = idx.save()
+            except Exception:  # noqa: BLE001 - only a cache: the next load rebuilds it from the store
+                saved = None
+    return saved
 
 
 def clear_shared() -> None:
