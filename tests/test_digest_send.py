@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -192,9 +193,19 @@ def test_cli_subscribe_confirm_send_list(db_path, smtp, monkeypatch):
     assert "cli@example.org" in out.output and "active" in out.output and "cat:cs.CL" in out.output
     out = runner.invoke(cli, db + ["digest", "unsubscribe", "cli@example.org"])
     assert out.exit_code == 0 and "unsubscribed" in out.output
+    # Without PAPERWIRE_SECRET_KEY the command signs with the key the web app uses too: the
+    # one kept beside the database (a key made up for one process would be refused).
     monkeypatch.delenv("PAPERWIRE_SECRET_KEY")
     out = runner.invoke(cli, db + ["digest", "send"])
-    assert out.exit_code == 1 and "PAPERWIRE_SECRET_KEY" in out.output
+    assert out.exit_code == 0, out.output
+    from paperwire.settings import load_settings, secret_key_file
+
+    assert load_settings(db[1]).secret_key_source == "file" and secret_key_file(Path(db[1])).exists()
+    from paperwire.cli.digest import _need_secret
+    from paperwire.settings import Settings
+
+    with pytest.raises(SystemExit):  # nowhere to keep a key: mail links would die, so refuse
+        _need_secret(Settings(db_path=Path(":memory:")))
     c.close()
 
 

@@ -208,9 +208,18 @@ def test_report_reaches_queue_and_hide_takes_effect(db):
     assert "BUY CHEAP PILLS" not in make_client(db).get(f"/papers/{PID}").text
     assert "BUY CHEAP PILLS" in admin.get(f"/papers/{PID}").text  # admins still see it
     assert make_client(db).get(f"/api/papers/{PID}").json()["numComments"] == 0
-    r = _comment(mallory, "I'm back")
+    # The ban signed mallory out everywhere: her old session cookie is worth nothing, and
+    # signing in again is refused.
+    page = mallory.get(f"/papers/{PID}").text
+    assert "Sign in to comment" in page or 'href="/login' in page
+    assert csrf_from(mallory.get("/login").text)
+    r = mallory.post(f"/papers/{PID}/comments", data={"text": "I'm back", "parent": "",
+                                                      "csrf_token": csrf_from(mallory.get("/login").text)},
+                     follow_redirects=False)
+    assert r.status_code in (303, 401, 403) and "I'm back" not in make_client(db).get(f"/papers/{PID}").text
+    r = mallory.post("/login", data={"login": "mallory", "password": "correct horse battery",
+                                     "csrf_token": csrf_from(mallory.get("/login").text), "next": "/"})
     assert r.status_code == 403 and "banned" in r.text
-    assert "banned this account" in mallory.get(f"/papers/{PID}").text
 
 
 def test_discussion_atom_feed(db):

@@ -21,12 +21,13 @@ from paperwire.cli.common import CliContext, add_db_option
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", type=click.Path(dir_okay=False), envvar="PAPERWIRE_DB",
-              help="SQLite database file [default: $PAPERWIRE_DB, else the user data dir].")
+              help="SQLite database file or postgresql:// URL [default: $PAPERWIRE_DB, else the user data dir].")
 @click.version_option(__version__, prog_name="paperwire")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None) -> None:
     """paperwire: research papers: feed, trending, search, similar papers, digests."""
     ctx.obj = CliContext(db)
+    ctx.call_on_close(ctx.obj.close)
 
 
 for module in (core, search, web, digest, harvest, library_cli, recommend_cli, topics_cli, tokens_cli, db_cli):

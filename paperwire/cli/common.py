@@ -20,6 +20,13 @@ class CliContext:
         self._settings: Settings | None = None
         self._conn: sqlite3.Connection | None = None
 
+    def close(self) -> None:
+        """Close the store connection, if one was opened (a pooled PostgreSQL connection goes
+        back to its pool at once, not whenever the garbage collector gets to it)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
     def use_db(self, db: str) -> None:
         """Point this invocation at ``db`` (``--db`` given after the command name)."""
         if self._conn is not None:
