@@ -1,7 +1,7 @@
 """For-you speed at scale: train + score, and the /for-you page, for a reader with 1,000 signals.
 
     cd bench && PYTHONPATH=../tests python recommend_speed.py [--papers 1000000] [--signals 1000] [--runs 60]
-        [--baseline DIR] [--gc-freeze]
+        [--baseline DIR] [--gc-freeze] [--stages N]
 
 The store holds ``--papers`` papers imported with paperwire's importer (short synthetic titles
 and abstracts over a 2,000-word vocabulary, 1,000 papers a day, so a 30-day window holds
@@ -19,6 +19,9 @@ the 30-day window. The store is cached in ~/.cache/paperwire/bench/recommend_spe
 and noisy, so only same-run ratios mean much): DIR holds older ``engine.py``, ``model.py`` and
 ``lexical.py`` of ``paperwire/recommend/`` (e.g. ``git show REV:paperwire/recommend/engine.py``),
 loaded as separate modules and swapped in for ``paperwire.recommend.engine``.
+
+``--stages N`` then runs N more train + score runs of the current engine with a timer around
+each stage (signals, profile words, LR fit, profile query, first stage, kNN, ...).
 """
 
 from __future__ import annotations
@@ -103,6 +106,61 @@ def load_baseline(folder: Path):
     return mods["engine"]
 
 
+STAGES = [  # (module path, attribute) timed by --stages; nested ones are also inside their callers
+    ("paperwire.recommend.engine", "signals"), ("paperwire.recommend.engine", "_train"),
+    ("paperwire.recommend.lexical", "profile_terms"), ("paperwire.recommend.engine", "_vectors_of"),
+    ("paperwire.recommend.model", "train"), ("paperwire.recommend.engine", "_lexical"),
+    ("paperwire.recommend.engine", "_follow_matches"), ("paperwire.recommend.engine", "_model_picks"),
+    ("paperwire.recommend.window", "Window.top_logits"), ("paperwire.recommend.model", "Linear.nearest"),
+    ("paperwire.recommend.model", "blend_scores"), ("paperwire.recommend", "get_papers_by_rowid"),
+]
+
+
+def time_stages(conn, uid: int, runs: int) -> dict[str, list[float]]:
+    """Per-stage times over ``runs`` train + score runs of the current engine: each function
+    in STAGES is wrapped with a timer where its callers look it up (module globals)."""
+    import importlib
+
+    from paperwire import recommend as rec
+
+    times: dict[str, list[float]] = {}
+    undo = []
+
+    def timed(name, fn):
+        def run(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                times.setdefault(name, []).append(1000 * (time.perf_counter() - t))
+        return run
+
+    for modname, attr in STAGES:
+        owner = importlib.import_module(modname)
+        *path, leaf = attr.split(".")
+        for part in path:
+            owner = getattr(owner, part, None)
+        fn = getattr(owner, leaf, None) if owner is not None else None
+        if fn is None:  # an engine without this stage
+            continue
+        name = f"{modname.rsplit('.', 1)[-1]}.{attr}"
+        targets = [owner] + [m for m in (rec, rec.engine) if not path and getattr(m, leaf, None) is fn and m is not owner]
+        for t in targets:
+            setattr(t, leaf, timed(name, fn))
+            undo.append((t, leaf, fn))
+    total = []
+    try:
+        for _ in range(runs):
+            rec.engine.clear_cache(windows=False)
+            t = time.perf_counter()
+            rec.recommend(conn, uid, window="month", limit=30)
+            total.append(1000 * (time.perf_counter() - t))
+    finally:
+        for t, leaf, fn in reversed(undo):
+            setattr(t, leaf, fn)
+    return {"train + score (whole request, timers included)": total, **times}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--papers", type=int, default=1_000_000)
@@ -111,6 +169,8 @@ def main() -> None:
     ap.add_argument("--gc-freeze", action="store_true",
                     help="gc.freeze() after setup (what a server could do after start-up): no full GC passes over it")
     ap.add_argument("--baseline", type=Path, default=None, help="folder with older engine/model/lexical .py (A/B)")
+    ap.add_argument("--stages", type=int, default=0, metavar="N",
+                    help="then N more train + score runs of the current engine with a timer around each stage")
     args = ap.parse_args()
 
     from paperwire import recommend as rec
@@ -221,6 +281,7 @@ def main() -> None:
                 page[v].append(1000 * (time.perf_counter() - t))
                 assert r.status_code == 200
         rec.engine = new_engine
+        stages = time_stages(conn, uid, args.stages) if args.stages else {}
     print(f"\n# recommend_speed  {now()}  {machine()}")
     print(f"{args.papers:,} papers{', gc.freeze() after setup' if args.gc_freeze else ''}, month window {len(window):,} candidates, {args.signals} signals, {args.runs} runs\n")
     cols = list(variants)
@@ -236,6 +297,17 @@ def main() -> None:
             a, b = xs["baseline"], xs["new"]
             cells += f" | {statistics.median(b) / statistics.median(a):.2f} | {pct(b, 0.99) / pct(a, 0.99):.2f}"
         print(f"| {label} | {cells} |")
+    for v in cols:  # the tail: a few stalls (a run waiting for a core) or many slow runs?
+        top = sorted(train[v], reverse=True)
+        print(f"\n{v}: train + score runs over 50 ms: {sum(x > 50 for x in top)} of {len(top)}; slowest five: "
+              + ", ".join(f"{x:.1f}" for x in top[:5]) + f"; p90 {pct(top, 0.90):.1f}, p95 {pct(top, 0.95):.1f}")
+    print(f"load average after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if stages:
+        print(f"\nstages of the current engine, {args.stages} train + score runs (ms; a stage's time includes those nested in it):\n")
+        print("| stage | calls per run | p50 ms | mean ms | max ms |")
+        print("|---|---|---|---|---|")
+        for name, xs in stages.items():
+            print(f"| {name} | {len(xs) / args.stages:.0f} | {statistics.median(xs):.2f} | {statistics.mean(xs):.2f} | {max(xs):.1f} |")
 
 
 if __name__ == "__main__":

@@ -243,3 +243,105 @@ def test_window_membership_helpers_match_numpy_isin():
     pos = engine._positions(ids, among)
     assert np.array_equal(np.sort(ids[pos]), np.sort(among[np.isin(among, ids)]))
     assert not engine._members(ids, np.zeros(0, np.int64)).any() and len(engine._positions(ids[:0], among)) == 0
+
+
+def _clustered(rng, n, dim, centres=12):
+    c = rng.normal(size=(centres, dim))
+    v = c[rng.integers(0, centres, n)] + 0.6 * rng.normal(size=(n, dim))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_int8_first_stage_keeps_exactly_the_float32_shortlist():
+    from paperwire.recommend.window import INT8_MIN_ROWS, Window
+
+    rng = np.random.default_rng(7)
+    n = INT8_MIN_ROWS + 1500
+    win = Window(np.arange(10, 10 + n, dtype=np.int64), _clustered(rng, n, 48), shared=True)
+    assert win.int8() is not None  # the int8 pass is what is under test
+    for trial in range(25):
+        w = (rng.normal(size=48) * rng.choice([1e-3, 1.0, 50.0])).astype(np.float32)
+        keep = rng.random(n) > rng.choice([0.0, 0.2, 0.9])
+        k = int(rng.integers(1, 1200))
+        exact = np.where(keep, win.vecs @ w, -np.inf)
+        want = set(np.argpartition(-exact, k - 1)[:k].tolist()) if k < keep.sum() else set(np.flatnonzero(keep).tolist())
+        got = win.top_logits(w, keep, k)
+        assert set(got.tolist()) == want, (trial, k)
+    # A row that is not finite: no int8 copy (its error bound would mean nothing), float32 answers.
+    bad = win.vecs.copy()
+    bad[5, 3] = np.nan
+    odd = Window(win.ids, bad, shared=True)
+    assert odd.int8() is None
+    assert len(odd.top_logits(np.ones(48, np.float32), np.ones(n, bool), 10)) == 10
+    # Small or per-request windows never build the copy.
+    assert Window(win.ids[:100], win.vecs[:100], shared=True).int8() is None
+    assert Window(win.ids, win.vecs, shared=False).int8() is None
+
+
+def test_ranking_is_the_same_with_and_without_the_int8_first_stage(store, monkeypatch):
+    from paperwire.recommend import window
+
+    uid = make_user(store)
+    for topic in ("galaxies", "proteins"):
+        for i in range(3):
+            library.save(store, uid, paper_id(topic, i))
+    monkeypatch.setattr(engine, "SHORTLIST", 6)  # shorter than the window: the first stage decides
+    monkeypatch.setattr(window, "INT8_MIN_ROWS", 1)
+    quick, _ = engine.rank_window(store, uid, window="all", limit=2)
+    assert [w for w in window._WINDOWS.values() if w._int8 not in (False, None)]  # the int8 pass ran
+    engine.clear_cache()
+    monkeypatch.setattr(window, "INT8_MIN_ROWS", 10**9)
+    slow, _ = engine.rank_window(store, uid, window="all", limit=2)
+    assert not [w for w in window._WINDOWS.values() if w._int8 not in (False, None)]
+    assert len(quick) == 2 and [(p.rowid, p.score, p.why) for p in quick] == [(p.rowid, p.score, p.why) for p in slow]
+
+
+def test_positive_vectors_come_from_the_window_or_the_index_in_signal_order():
+    from paperwire.index.vectors import VectorIndex
+    from paperwire.recommend.window import Window
+
+    rng = np.random.default_rng(2)
+    ids = np.arange(1, 401, dtype=np.int64)
+    vecs = _clustered(rng, 400, 16)
+    idx = VectorIndex("m", 16)
+    idx.add(ids, vecs)
+    inside = ids[100:300]
+    win = Window(inside, vecs[100:300].copy())
+    asked = [350, 120, 9999, 5, 299, 100, 301, 42]  # outside, inside, nowhere, ...
+    want_ids, want_vecs = idx.vectors_for(asked)
+    got_ids, got_vecs = engine._vectors_of(idx, win, asked)
+    assert got_ids.tolist() == want_ids.tolist() == [350, 120, 5, 299, 100, 301, 42]
+    assert np.array_equal(got_vecs, want_vecs)
+    only_in = [150, 101, 299]
+    assert np.array_equal(engine._vectors_of(idx, win, only_in)[1], idx.vectors_for(only_in)[1])
+
+
+def test_profile_terms_rank_by_paper_count_then_use_then_word():
+    from collections import Counter
+
+    from paperwire.recommend.lexical import _words, profile_terms
+
+    def reference(papers, max_terms, exclude):  # the documented rule, written plainly
+        df, total, bad = Counter(), Counter(), Counter()
+        for t, a in papers:
+            for w in set(_words(t)):
+                df[w] += 2
+            for w in set(_words(a)):
+                df[w] += 1
+            total.update(_words(t) + _words(a))
+        for t, a in exclude:
+            bad.update(set(_words(f"{t} {a}")))
+        kept = [w for w in df if df[w] - 2 * bad[w] > 0]
+        return sorted(kept, key=lambda w: (-(df[w] - 2 * bad[w]), -total[w], w))[:max_terms]
+
+    rng = np.random.default_rng(4)
+    vocab = [f"term{i}" for i in range(400)] + ["graph", "neural", "quantum", "protein", "galaxy"]
+    def paper():
+        k = int(rng.integers(0, 5)) * 60
+        words = lambda m: " ".join(vocab[int(j)] for j in rng.integers(k, k + 120, m))
+        return words(8), words(60)
+    for trial in range(20):
+        papers = [paper() for _ in range(int(rng.integers(2, 60)))]
+        exclude = [paper() for _ in range(int(rng.integers(0, 4)))]
+        for max_terms in (1, 5, 20, 500):
+            assert profile_terms(papers, max_terms=max_terms, exclude=exclude) == reference(papers, max_terms, exclude)
+    assert profile_terms([]) == [] and profile_terms([("", "")]) == []

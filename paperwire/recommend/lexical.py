@@ -9,7 +9,6 @@ FTS5): the words that recur across the positive papers, BM25-scored against the 
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from functools import lru_cache
 from typing import Iterable, Sequence
@@ -25,12 +24,14 @@ def _words(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=4096)  # a few MB: the newest positives of the active readers
-def _paper_words(title: str, abstract: str) -> tuple[frozenset, frozenset, tuple[str, ...]]:
+def _paper_words(title: str, abstract: str) -> tuple[tuple[str, ...], Counter]:
     # Tokenising 100 papers was ~3 ms of every retrain; the same papers recur in a reader's
-    # profile from one click to the next (and across readers), so their words are kept.
+    # profile from one click to the next (and across readers), so their words are kept:
+    # the paper's document-frequency votes (title words twice) and its word counts.
     tw = _words(title)
     aw = _words(abstract)
-    return frozenset(tw), frozenset(aw), tuple(tw + aw)
+    tset = tuple(frozenset(tw))
+    return tset + tset + tuple(frozenset(aw)), Counter(tw + aw)
 
 
 def profile_terms(papers: Iterable[tuple[str, str]], *, max_terms: int = MAX_TERMS,
@@ -41,17 +42,23 @@ def profile_terms(papers: Iterable[tuple[str, str]], *, max_terms: int = MAX_TER
     total use; words mostly found in ``exclude`` (papers marked not interested) drop out.
     BM25's idf then down-weights words common in the whole store."""
     doc_freq: Counter = Counter()
-    total: Counter = Counter()
+    counts = []
     for title, abstract in papers:
-        tset, aset, every = _paper_words(title or "", abstract or "")
-        for w in tset:
-            doc_freq[w] += 2
-        for w in aset:
-            doc_freq[w] += 1
-        total.update(every)
+        votes, words = _paper_words(title or "", abstract or "")
+        doc_freq.update(votes)  # counted in C
+        counts.append(words)
     bad: Counter = Counter()
     for title, abstract in exclude:
         bad.update(set(_words(f"{title} {abstract}")))
-    kept = [w for w in doc_freq if doc_freq[w] - 2 * bad[w] > 0]
-    # nsmallest == sorted(...)[:max_terms], without sorting the whole vocabulary of 100 papers.
-    return heapq.nsmallest(max_terms, kept, key=lambda w: (-(doc_freq[w] - 2 * bad[w]), -total[w], w))
+    score = {w: c - 2 * bad.get(w, 0) for w, c in doc_freq.items()} if bad else doc_freq
+    # Only words scoring at least the max_terms-th best score can place: the tie-break (total
+    # use) is counted and sorted for those few, not for the whole vocabulary of 100 papers.
+    # Scores are small integers, so the cut comes from their histogram (counted in C).
+    cut, seen = 1, 0
+    for value, n in sorted(Counter(score.values()).items(), reverse=True):
+        cut, seen = value, seen + n
+        if seen >= max_terms:
+            break
+    kept = [w for w, c in score.items() if c >= cut and c > 0]
+    total = {w: sum(c.get(w, 0) for c in counts) for w in kept}
+    return sorted(kept, key=lambda w: (-score[w], -total[w], w))[:max_terms]
