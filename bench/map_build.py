@@ -1,10 +1,10 @@
 """Topic map at scale: build time and peak RSS, placing 1,000 new papers, map API latency.
 
-    python bench/map_build.py --n 100000 [--max-fit 20000] [--dir /tmp/pw-map-bench]
+    python bench/map_build.py --n 100000 [--max-fit 20000] [--days 84] [--dir /tmp/pw-map-bench]
 
 Synthetic store: N papers in 100 topics (each topic owns 12 made-up words, so labels can be
 checked), MiniLM-sized 384-d vectors = topic centre + noise, L2-normalised, feed dates over
-12 weeks. Each phase runs in its own process so peak RSS (ru_maxrss) is that phase's own:
+12 weeks (``--days``). Each phase runs in its own process so peak RSS (ru_maxrss) is that phase's own:
 
 1. ``make``  : import the papers (bulk) and store the vectors (not timed as part of the map);
 2. ``build`` : ``paperwire.topics.map.build_map`` (UMAP on ``max_fit`` sampled papers, the
@@ -49,7 +49,7 @@ def _word(t: int, j: int) -> str:
     return f"tp{_letters(t)}q{_letters(j)}"
 
 
-def _records(start: int, n: int, seed: int):
+def _records(start: int, n: int, seed: int, days: int = 84):
     from paperwire.model import PaperRecord
 
     rng = np.random.default_rng(seed)
@@ -58,7 +58,7 @@ def _records(start: int, n: int, seed: int):
     for i, t in zip(range(start, start + n), topics):
         own = [_word(int(t), j) for j in range(12)]
         words = rng.choice(own, 30).tolist() + rng.choice([f"common{_letters(j)}" for j in range(50)], 20).tolist()
-        day = end - timedelta(days=int(rng.integers(0, 84)))
+        day = end - timedelta(days=int(rng.integers(0, days)))
         yield PaperRecord(title=" ".join(words[:6]), abstract=" ".join(words), source="bench",
                           external_id=f"syn-{i}", published=day.strftime("%Y-%m-%dT%H:%M:%SZ")), int(t)
 
@@ -70,11 +70,11 @@ def _vectors(topics: np.ndarray, seed: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def _add(conn, start: int, n: int, seed: int, bulk: bool) -> float:
+def _add(conn, start: int, n: int, seed: int, bulk: bool, days: int = 84) -> float:
     from paperwire.ingest import import_records
     from paperwire.store import embeddings as emb
 
-    pairs = list(_records(start, n, seed))
+    pairs = list(_records(start, n, seed, days))
     t0 = time.perf_counter()
     import_records(conn, (r for r, _ in pairs), bulk=bulk)
     ids = [f"syn-{i}" for i in range(start, start + n)]
@@ -93,7 +93,7 @@ def phase_make(args) -> dict:
     from paperwire.store.db import connect
 
     conn = connect(args.db)
-    return {"phase": "make", "n": args.n, "seconds": round(_add(conn, 0, args.n, 1, bulk=True), 1),
+    return {"phase": "make", "n": args.n, "days": args.days, "seconds": round(_add(conn, 0, args.n, 1, bulk=True, days=args.days), 1),
             "rss_mib": round(_rss_mib())}
 
 
@@ -127,7 +127,7 @@ def phase_place(args) -> dict:
     from paperwire.topics import map as topic_map
 
     conn = connect(args.db)
-    add_s = _add(conn, args.n, 1000, 2, bulk=False)
+    add_s = _add(conn, args.n, 1000, 2, bulk=False, days=min(args.days, 7))
     t0 = time.perf_counter()
     out = topic_map.place_new(conn)
     return {"phase": "place", "new": 1000, "import_and_embed_s": round(add_s, 2),
@@ -179,6 +179,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100000)
     ap.add_argument("--max-fit", type=int, default=20000)
     ap.add_argument("--dir", default="/tmp/pw-map-bench")
+    ap.add_argument("--days", type=int, default=84,
+                    help="feed dates spread over this many days (84: every paper in the trends window; "
+                         "arXiv's ~1,100 a day would be N/1100)")
     ap.add_argument("--phase", choices=sorted(PHASES), help="(internal) run one phase in this process")
     ap.add_argument("--db")
     args = ap.parse_args()
@@ -193,7 +196,7 @@ def main() -> None:
     results = []
     for phase in ("make", "build", "place", "api"):
         cmd = [sys.executable, __file__, "--phase", phase, "--db", str(db), "--n", str(args.n),
-               "--max-fit", str(args.max_fit)]
+               "--max-fit", str(args.max_fit), "--days", str(args.days)]
         res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
         print(json.dumps(res), flush=True)
         results.append(res)

@@ -124,6 +124,43 @@ def test_new_papers_are_placed_near_their_neighbours_without_refit(tmp_path):
     assert topic_map.place_new(conn)["placed"] == 0  # nothing left: idempotent
 
 
+def _sizes_recounted(conn) -> dict:
+    out = {}
+    for level in ("coarse", "fine"):
+        out.update({(level, c): n for c, n in conn.execute(
+            f"SELECT {level}, COUNT(*) FROM topic_map_points GROUP BY {level}")})
+    return out
+
+
+def test_placement_follows_what_is_new_and_keeps_sizes_exact(tmp_path):
+    conn = make_corpus(tmp_path / "mark.db", per_topic=30)
+    emb = FakeEmbedder(64)
+    embed_missing(conn, emb)
+    rng = random.Random(5)
+    # Imported before the build but embedded after it: older than the store rev of the mark,
+    # newer by the model's vector seq, so place_new must still find them.
+    import_records(conn, [_paper("astro", 700 + i, rng, END) for i in range(3)])
+    topic_map.build_map(conn, seed=1, max_fit=60)
+    mark = sql.get_map_value(conn, "placed_mark")
+    assert sql.point_count(conn) == 90 and mark[0] >= 1
+    embed_missing(conn, emb)
+    import_records(conn, [_paper("nlp", 800 + i, rng, END) for i in range(4)])  # new rev, no vector yet
+    assert topic_map.place_new(conn)["placed"] == 3
+    embed_missing(conn, emb)
+    assert sql.unplaced_papers(conn, sql.get_map_value(conn, "model"),
+                               since=sql.get_map_value(conn, "placed_mark")) == \
+        sql.unplaced_papers(conn, sql.get_map_value(conn, "model"))  # the same 4, found either way
+    assert topic_map.place_new(conn)["placed"] == 4
+    assert sql.point_count(conn) == 97 and topic_map.map_status(conn)["unplaced"] == 0
+    stored = {(c["level"], c["id"]): c["size"] for lv in ("coarse", "fine") for c in sql.clusters(conn, lv)}
+    assert {k: v for k, v in stored.items() if v} == _sizes_recounted(conn)
+    # Placing papers again (a moved point) moves the counts, never double-counts them.
+    again = conn.execute("SELECT paper, x, y FROM topic_map_points WHERE fitted=0 LIMIT 2").fetchall()
+    sql.add_points(conn, [(p, x, y, 0, 0) for p, x, y in again])
+    stored = {(c["level"], c["id"]): c["size"] for lv in ("coarse", "fine") for c in sql.clusters(conn, lv)}
+    assert {k: v for k, v in stored.items() if v} == _sizes_recounted(conn)
+
+
 def test_place_is_a_weighted_neighbour_mean():
     fit = np.eye(3, dtype=np.float32)
     xy = np.array([[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]])

@@ -40,6 +40,9 @@ def test_searches_run_one_at_a_time_while_cache_hits_are_served(tmp_path, monkey
     monkeypatch.setattr(searching, "run_search", slow_search)
     with live_server(db) as base:
         assert _get(base + "/") == 200  # now cached
+        # The first search loads the engine (tokenizer, index, vectors): CPU work that holds
+        # the GIL on a slow machine, and is not what this test measures.
+        assert _get(base + "/api/papers/search?q=warm") == 200
         urls = [base + "/api/papers/search?q=" + urllib.parse.quote(q)
                 for q in ("neutrino mass", "quantum", "black holes", "graph")]
         urls.append(base + "/search?q=dark+matter")          # the HTML page shares the queue
@@ -56,7 +59,8 @@ def test_searches_run_one_at_a_time_while_cache_hits_are_served(tmp_path, monkey
             t.join()
     assert sorted(codes) == [200] * len(urls)
     assert peak[0] == 1, "searches ran concurrently in one worker"
-    assert home_done - t0 < 0.25 and home_done < max(finished), "a cache hit waited for the searches"
+    # Waiting behind the queue would take 1.25 s or more (five searches of 0.25 s still ahead).
+    assert home_done - t0 < 0.5 and home_done < max(finished), "a cache hit waited for the searches"
 
 
 def test_warm_search_loads_the_engine_before_the_first_request(tmp_path):

@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from paperwire.model import utcnow_iso
+from paperwire.store import statememo
 from paperwire.store.db import transaction
 
 
@@ -28,6 +29,9 @@ def _bump_web_rev(conn: sqlite3.Connection) -> None:
 
 def cache_revs(conn: sqlite3.Connection) -> tuple[int, int]:
     """(store rev, web rev): together they change whenever any page could change."""
+    rev = statememo.meta_value(conn, "rev")
+    if rev is not statememo.MISSING:
+        return int(rev or 0), int(statememo.meta_value(conn, "web_rev") or 0)
     rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('rev', 'web_rev')").fetchall())
     return int(rows.get("rev", 0)), int(rows.get("web_rev", 0))
 

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-from paperwire.store import dialect
+from paperwire.store import dialect, statememo
 from paperwire.store.dialect import StoreUnavailable, is_postgres, is_url
 from paperwire.store.migrate import migrate
 
@@ -62,6 +62,7 @@ def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator
     Nested use joins the outer transaction (SQLite has no nested BEGIN), so a
     caller can wrap a whole import in one transaction for ``--strict``.
     """
+    statememo.forget(conn)  # a write ahead: this connection's reads go to the store again
     if conn.in_transaction:
         yield conn
         return

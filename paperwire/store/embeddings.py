@@ -13,6 +13,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from paperwire.store import statememo
+
 _CHUNK = 500  # stays under SQLite's default host-parameter limit
 
 
@@ -39,6 +41,9 @@ def model_dim(conn: sqlite3.Connection, model: str) -> int | None:
 
 def model_seq(conn: sqlite3.Connection, model: str) -> int:
     """The last write sequence number for ``model`` (0 if nothing stored): a cheap change marker."""
+    seq = statememo.model_seq(conn, model)
+    if seq is not statememo.MISSING:
+        return seq
     row = conn.execute("SELECT seq FROM embedding_models WHERE model=?", (model,)).fetchone()
     return 0 if row is None else int(row[0])
 

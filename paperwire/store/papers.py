@@ -9,6 +9,7 @@ import sqlite3
 from itertools import count, repeat
 from typing import Callable, Iterable, Iterator, Sequence
 
+from paperwire.store import statememo
 from paperwire.store.db import page_cache, temp_files, transaction
 from paperwire.store.meta import get_meta, set_meta
 
@@ -34,6 +35,10 @@ def next_rev(conn: sqlite3.Connection) -> int:
 
 
 def current_rev(conn: sqlite3.Connection) -> int:
+    """The store revision (pinned for the request when :func:`statememo.pinned` is on)."""
+    rev = statememo.meta_value(conn, "rev")
+    if rev is not statememo.MISSING:
+        return int(rev)
     return int(conn.execute("SELECT value FROM meta WHERE key='rev'").fetchone()[0])
 
 

@@ -15,6 +15,7 @@ import json
 import sqlite3
 from typing import Iterable, Sequence
 
+from paperwire.store import statememo
 from paperwire.store.dialect import fts5_is_index
 
 _CHUNK = 500
@@ -23,6 +24,10 @@ _CHUNK = 500
 # ---------------------------------------------------------------- state
 
 def get_state(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
+    """``search_state.<key>``, or ``default`` when it was never set."""
+    value = statememo.state_value(conn, key)
+    if value is not statememo.MISSING:
+        return default if value is None else value
     row = conn.execute("SELECT value FROM search_state WHERE key=?", (key,)).fetchone()
     return row[0] if row else default
 
@@ -37,6 +42,9 @@ def set_state(conn: sqlite3.Connection, key: str, value) -> None:
 
 def store_rev(conn: sqlite3.Connection) -> int:
     """The store revision (bumped by every import batch)."""
+    rev = statememo.meta_value(conn, "rev")
+    if rev is not statememo.MISSING:
+        return int(rev)
     return int(conn.execute("SELECT value FROM meta WHERE key='rev'").fetchone()[0])
 
 

@@ -210,6 +210,7 @@ def build_map(conn: sqlite3.Connection, *, model: str | None = None, max_fit: in
     chosen = choose_model(conn, model)
     if chosen is None:
         raise EmptyMap("no paper has an embedding yet: run `paperwire index` first")
+    mark = sql.placement_mark(conn, chosen)  # before the vectors: later papers are place_new's
     rowids, vectors = store_emb.paper_vectors(conn, chosen)
     if len(rowids) < MIN_PAPERS:
         raise EmptyMap(f"only {len(rowids)} papers have embeddings; a map needs at least {MIN_PAPERS}")
@@ -242,7 +243,7 @@ def build_map(conn: sqlite3.Connection, *, model: str | None = None, max_fit: in
     timings["label_s"] = round(time.perf_counter() - t, 2)
     meta = {"model": chosen, "method": "umap", "fitted": int(len(pick)), "points": int(len(rowids)),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seed": seed,
-            "fine_clusters": int(len(centres)), "coarse_clusters": int(parent.max() + 1),
+            "fine_clusters": int(len(centres)), "coarse_clusters": int(parent.max() + 1), "placed_mark": mark,
             "centres": np.round(centres, 6).tolist()}
     t = time.perf_counter()
     sql.replace_map(conn, zip(rowids.tolist(), xy[:, 0].tolist(), xy[:, 1].tolist(), coarse.tolist(),
@@ -304,8 +305,12 @@ def place_new(conn: sqlite3.Connection, *, limit: int | None = None, batch: int 
     if not meta.get("built_at") or not sql.point_count(conn):
         return {"placed": 0, "reason": "no map built yet: run `paperwire map build`"}
     model = meta["model"]
-    todo = sql.unplaced_papers(conn, model, limit=limit)
+    mark = sql.placement_mark(conn, model)  # read first: whatever comes later is the next run's
+    todo = sql.unplaced_papers(conn, model, limit=limit, since=meta.get("placed_mark"))
+    done_to_mark = limit is None or len(todo) < limit  # a cut batch leaves the rest for next time
     if not todo:
+        if done_to_mark:
+            sql.set_placement_mark(conn, mark)
         return {"placed": 0, "seconds": round(time.perf_counter() - t0, 3)}
     fit_vecs, fit_xy = _fitted_sample(conn, model, meta["built_at"])
     centres = np.asarray(meta["centres"], np.float64)
@@ -319,6 +324,8 @@ def place_new(conn: sqlite3.Connection, *, limit: int | None = None, batch: int 
         fine = nearest_centre(xy, centres)
         placed += sql.add_points(conn, ((int(r), x, y, int(parent.get(int(f), 0)), int(f))
                                         for r, (x, y), f in zip(ids, xy, fine)))
+    if done_to_mark:
+        sql.set_placement_mark(conn, mark)
     return {"placed": placed, "seconds": round(time.perf_counter() - t0, 3)}
 
 
