@@ -15,6 +15,7 @@ from paperwire import rank
 from paperwire.store import feed as sql
 # The SQL-only parts of the feed, re-exported so callers need one module.
 from paperwire.store.feed import (  # noqa: F401
+    adjacent_dates,
     count_between,
     get_visible_paper_row,
     latest_feed_date,

@@ -11,16 +11,40 @@ from __future__ import annotations
 import sqlite3
 
 from paperwire.model import normalize_title
+from paperwire.store.accounts import cache_revs
+from paperwire.store.meta import database_file
 from paperwire.store.papers import row_to_paper
 
 # Newest first by the time the paper reached the feed (HF "publishedAt" of a daily paper).
 _DATE_ORDER = "COALESCE(listed_at, published, first_seen) DESC, id DESC"
 
 
+# (database, (rev, web_rev)) -> newest visible feed date: every page asks, and only an import
+# (rev) or a hide (web_rev) can change it. The revisions are read before the date, so a date
+# is never remembered under a revision newer than the one it was read at.
+_latest: dict = {}
+
+
 def latest_feed_date(conn: sqlite3.Connection) -> str | None:
     """The newest date that has a visible paper."""
+    key = (database_file(conn) or id(conn), cache_revs(conn))
+    if key in _latest:
+        return _latest[key]
     row = conn.execute("SELECT MAX(feed_date) FROM papers WHERE hidden=0").fetchone()
-    return row[0] if row else None
+    latest = row[0] if row else None
+    if len(_latest) > 64:
+        _latest.clear()
+    _latest[key] = latest
+    return latest
+
+
+def adjacent_dates(conn: sqlite3.Connection, since: str, until: str) -> tuple[str | None, str | None]:
+    """(newest date with visible papers before ``since``, oldest after ``until``), in one
+    statement: a page's previous/next links (one round trip on PostgreSQL, not two)."""
+    row = conn.execute(
+        "SELECT (SELECT MAX(feed_date) FROM papers WHERE feed_date < ? AND hidden=0), "
+        "(SELECT MIN(feed_date) FROM papers WHERE feed_date > ? AND hidden=0)", (since, until)).fetchone()
+    return row[0], row[1]
 
 
 def previous_date(conn: sqlite3.Connection, before: str) -> str | None:

@@ -329,17 +329,23 @@ def store_stats(conn: sqlite3.Connection) -> dict:
 def trending_rows(conn: sqlite3.Connection, *, now: str, offset_hours: float, gravity: float,
                   since: str, until: str, limit: int, skip: int) -> list[sqlite3.Row]:
     """Visible papers filed between ``since`` and ``until`` ranked by the trending score
-    (see :mod:`paperwire.rank`); rows carry ``votes`` and ``score``."""
+    (see :mod:`paperwire.rank`); rows carry ``votes`` and ``score``.
+
+    The ranking sorts ids and scores only; whole rows are read for the page alone (a day
+    holds ~1,100 papers on arXiv, a page 30)."""
     return conn.execute(
         """
-        SELECT *, (upvotes + local_upvotes) AS votes,
-               (upvotes + local_upvotes + 1.0) /
-               pow(max((julianday(:now) - julianday(COALESCE(listed_at, published, first_seen))) * 24.0, 0.0)
-                   + :offset, :gravity) AS score
-        FROM papers
-        WHERE hidden = 0 AND feed_date >= :since AND feed_date <= :until
-        ORDER BY score DESC, id DESC
-        LIMIT :limit OFFSET :skip
+        SELECT p.*, r.votes, r.score
+        FROM (SELECT id, (upvotes + local_upvotes) AS votes,
+                     (upvotes + local_upvotes + 1.0) /
+                     pow(max((julianday(:now) - julianday(COALESCE(listed_at, published, first_seen))) * 24.0, 0.0)
+                         + :offset, :gravity) AS score
+              FROM papers
+              WHERE hidden = 0 AND feed_date >= :since AND feed_date <= :until
+              ORDER BY score DESC, id DESC
+              LIMIT :limit OFFSET :skip) AS r
+        JOIN papers p ON p.id = r.id
+        ORDER BY r.score DESC, r.id DESC
         """,
         {"now": now, "offset": offset_hours, "gravity": gravity, "since": since, "until": until,
          "limit": limit, "skip": skip},

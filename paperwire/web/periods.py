@@ -98,7 +98,6 @@ def parse(kind: str, value: str) -> Period:
 
 def neighbours(conn, period: Period) -> tuple[Period | None, Period | None]:
     """The nearest earlier and later periods of the same kind that have papers."""
-    before = feed.previous_date(conn, period.since)
-    after = feed.next_date(conn, period.until)
+    before, after = feed.adjacent_dates(conn, period.since, period.until)
     return (containing(period.kind, before) if before else None,
             containing(period.kind, after) if after else None)
