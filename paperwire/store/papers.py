@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import operator
 import sqlite3
+from datetime import datetime, timezone
 from itertools import count, repeat
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -326,6 +327,15 @@ def store_stats(conn: sqlite3.Connection) -> dict:
     }
 
 
+def _julian_day(iso: str) -> float:
+    """SQLite's ``julianday()`` of an ISO timestamp (UTC when it has no offset), computed once
+    here: as a parameter inside the query PostgreSQL would parse it again for every row."""
+    when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp() / 86400.0 + 2440587.5
+
+
 def trending_rows(conn: sqlite3.Connection, *, now: str, offset_hours: float, gravity: float,
                   since: str, until: str, limit: int, skip: int) -> list[sqlite3.Row]:
     """Visible papers filed between ``since`` and ``until`` ranked by the trending score
@@ -338,7 +348,7 @@ def trending_rows(conn: sqlite3.Connection, *, now: str, offset_hours: float, gr
         SELECT p.*, r.votes, r.score
         FROM (SELECT id, (upvotes + local_upvotes) AS votes,
                      (upvotes + local_upvotes + 1.0) /
-                     pow(max((julianday(:now) - julianday(COALESCE(listed_at, published, first_seen))) * 24.0, 0.0)
+                     pow(max((:now_jd - julianday(COALESCE(listed_at, published, first_seen))) * 24.0, 0.0)
                          + :offset, :gravity) AS score
               FROM papers
               WHERE hidden = 0 AND feed_date >= :since AND feed_date <= :until
@@ -347,6 +357,6 @@ def trending_rows(conn: sqlite3.Connection, *, now: str, offset_hours: float, gr
         JOIN papers p ON p.id = r.id
         ORDER BY r.score DESC, r.id DESC
         """,
-        {"now": now, "offset": offset_hours, "gravity": gravity, "since": since, "until": until,
+        {"now_jd": _julian_day(now), "offset": offset_hours, "gravity": gravity, "since": since, "until": until,
          "limit": limit, "skip": skip},
     ).fetchall()
