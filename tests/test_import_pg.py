@@ -240,7 +240,7 @@ def test_sigkill_during_the_rebuild_then_rerun_on_postgresql(pg_url, snapshot, r
     assert papers_in(pg_url) == N and pending(pg_url)
     idx, cons = schema(pg_url)
     missing = (set(expected_schema[0]) - set(idx)) | (set(expected_schema[1]) - set(cons))
-    assert len(missing) == 13 - (crash_at - 1)  # 11 indexes and 2 foreign keys, made in order
+    assert len(missing) == 14 - (crash_at - 1)  # 12 indexes and 2 foreign keys, made in order
 
     cmd, env = cli(pg_url, snapshot, {"PAPERWIRE_IMPORT_CRASH_AT": "index:1"})
     killed = subprocess.run(cmd, env=env, capture_output=True, timeout=600)
