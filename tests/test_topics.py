@@ -132,8 +132,9 @@ def _sizes_recounted(conn) -> dict:
     return out
 
 
-def test_placement_follows_what_is_new_and_keeps_sizes_exact(tmp_path):
-    conn = make_corpus(tmp_path / "mark.db", per_topic=30)
+def test_placement_follows_what_is_new_and_keeps_sizes_exact(store_target):
+    """On both engines: the mark's candidate query and the size deltas are SQL of their own."""
+    conn = make_corpus(store_target, per_topic=30)
     emb = FakeEmbedder(64)
     embed_missing(conn, emb)
     rng = random.Random(5)

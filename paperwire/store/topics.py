@@ -12,7 +12,9 @@ from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
 from paperwire.store.db import transaction
+from paperwire.store.embeddings import model_seq
 from paperwire.store.meta import get_meta, set_meta
+from paperwire.store.papers import current_rev
 
 _CHUNK = 500
 META_PREFIX = "topic_map."
@@ -92,9 +94,7 @@ def add_points(conn: sqlite3.Connection, points: Iterable[tuple]) -> int:
 def placement_mark(conn: sqlite3.Connection, model: str) -> list[int]:
     """``[store rev, model's vector seq]`` now: papers changed or embedded after it are the
     only ones a later :func:`unplaced_papers` call (``since=``) needs to look at."""
-    rev = int(conn.execute("SELECT value FROM meta WHERE key='rev'").fetchone()[0])
-    row = conn.execute("SELECT seq FROM embedding_models WHERE model=?", (model,)).fetchone()
-    return [rev, int(row[0]) if row else 0]
+    return [current_rev(conn), model_seq(conn, model)]
 
 
 def map_meta(conn: sqlite3.Connection) -> dict:
