@@ -279,11 +279,25 @@ class Mapped:
                     ids, sc = ids[keep], sc[keep]
                 if len(ids) < k and c == want and want < nb:
                     short.append(qi)
+                elif len(ids) < min(k, nb - len(self.dead)):
+                    # The graph gave fewer than asked although more live keys exist (a small or
+                    # sparse graph can leave some unreachable from the entry point): exact scan.
+                    out[qi] = self._exact_base(qs[qi], k)
                 else:
                     out[qi] = (ids[:k], sc[:k])
             todo = np.asarray(short, dtype=np.int64)
             fetch *= 4
         return out
+
+    def _exact_base(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` live snapshot hits of one query by brute force over the mapped vectors."""
+        m = self.base.search(q, min(k + len(self.dead), len(self.base)), exact=True)
+        ids = np.asarray(m.keys, dtype=np.int64).reshape(-1)
+        sc = 1.0 - np.asarray(m.distances, dtype=np.float32).reshape(-1)
+        if self.dead:
+            keep = np.fromiter((int(i) not in self.dead for i in ids), bool, len(ids))
+            ids, sc = ids[keep], sc[keep]
+        return ids[:k], sc[:k]
 
     def search_many(self, qs: np.ndarray, k: int, threads: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top-``k`` ``(rowids, cosines)`` per query row over snapshot and delta, best first."""
