@@ -21,7 +21,6 @@ from paperwire.store.feed import (  # noqa: F401
     latest_feed_date,
     like_search,
     newest,
-    next_date,
     paper_submitter_names,
     papers_by_author,
     previous_date,

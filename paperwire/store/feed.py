@@ -54,13 +54,6 @@ def previous_date(conn: sqlite3.Connection, before: str) -> str | None:
     ).fetchone()[0]
 
 
-def next_date(conn: sqlite3.Connection, after: str) -> str | None:
-    """The oldest date with visible papers strictly after ``after`` (YYYY-MM-DD)."""
-    return conn.execute(
-        "SELECT MIN(feed_date) FROM papers WHERE feed_date > ? AND hidden=0", (after,)
-    ).fetchone()[0]
-
-
 def count_between(conn: sqlite3.Connection, since: str, until: str, *, submitter: str | None = None) -> int:
     sql = "SELECT COUNT(*) FROM papers WHERE hidden=0 AND feed_date >= ? AND feed_date <= ?"
     args: list = [since, until]
