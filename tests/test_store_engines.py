@@ -150,6 +150,31 @@ def test_import_get_newest_stats_feed(engine_conn, tmp_path):
     assert len(list(papers.iter_papers(c))) == 30
 
 
+def test_rank_time_column_follows_the_timestamps_on_both_engines(engine_conn, tmp_path):
+    """``papers.rank_jd`` (m0602: stored on PostgreSQL, virtual on SQLite) is SQLite's
+    ``julianday`` of listed_at, else published, else first_seen, for every timestamp shape the
+    store holds, follows an update, never leaks into a paper dict, and is NULL (not a failed
+    write) for text that is no timestamp."""
+    c = engine_conn
+    import_files(c, [write_snapshot(tmp_path / "snap.jsonl", 3)], progress=False)
+    shapes = ["2024-03-05", "2024-03-05T10:30:00Z", "2024-03-05T10:30:00.250000+00:00",
+              "2024-03-05T12:30:00+02:00", "2024-03-05 10:30:00", "2024-03-05T10:30:00-01:30"]
+    pid = papers.get_paper(c, "2403.00001")["id"]
+    for shape in shapes:
+        with transaction(c):
+            c.execute("UPDATE papers SET listed_at=? WHERE id=?", (shape, pid))
+        got = c.execute("SELECT rank_jd FROM papers WHERE id=?", (pid,)).fetchone()[0]
+        assert got == pytest.approx(papers._julian_day(shape.replace(" ", "T")), abs=1e-7), shape
+    with transaction(c):
+        c.execute("UPDATE papers SET listed_at=NULL, published=? WHERE id=?", ("2024-01-02T00:00:00Z", pid))
+    assert c.execute("SELECT rank_jd FROM papers WHERE id=?", (pid,)).fetchone()[0] == pytest.approx(2460311.5)
+    for junk in ("not a time", "2024-03-05T10:30:00-0130", "2024-13-01"):  # julianday reads none
+        with transaction(c):
+            c.execute("UPDATE papers SET listed_at=? WHERE id=?", (junk, pid))
+        assert c.execute("SELECT rank_jd FROM papers WHERE id=?", (pid,)).fetchone()[0] is None, junk
+    assert "rank_jd" not in papers.get_paper(c, "2403.00002")
+
+
 def test_strict_import_writes_nothing(engine_conn, tmp_path):
     src = write_snapshot(tmp_path / "snap.jsonl", 10, bad_line=8)
     with pytest.raises(ingest.StrictImportError):

@@ -139,9 +139,12 @@ def _pg_catalog(conn) -> Catalog:
         "AND table_type = 'BASE TABLE'")]
     columns: dict[str, list[str]] = {n: [] for n in names}
     identity: dict[str, list[str]] = {}
+    # Generated columns (papers.rank_jd) are computed by the destination, never copied; SQLite's
+    # table_info leaves them out the same way.
     for table, col, ident, default in conn.execute(
             "SELECT table_name, column_name, is_identity, column_default FROM information_schema.columns "
-            "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"):
+            "WHERE table_schema = current_schema() AND is_generated = 'NEVER' "
+            "ORDER BY table_name, ordinal_position"):
         if table in columns:
             columns[table].append(col)
             if ident == "YES" or (default or "").startswith("nextval("):

@@ -236,6 +236,7 @@ def finish_bulk_load(conn: sqlite3.Connection, *, on_built: Callable[[str], None
 def row_to_paper(row: sqlite3.Row) -> dict:
     """A paper row as a plain dict with JSON columns decoded."""
     d = dict(zip(row.keys(), row))  # 4x faster than dict(row), which looks up every key by name
+    d.pop("rank_jd", None)  # the trending query's generated column (m0602), no field of a paper
     d["authors"] = json.loads(d["authors"])
     d["categories"] = json.loads(d["categories"])
     return d
@@ -342,13 +343,15 @@ def trending_rows(conn: sqlite3.Connection, *, now: str, offset_hours: float, gr
     (see :mod:`paperwire.rank`); rows carry ``votes`` and ``score``.
 
     The ranking sorts ids and scores only; whole rows are read for the page alone (a day
-    holds ~1,100 papers on arXiv, a page 30)."""
+    holds ~1,100 papers on arXiv, a page 30). ``rank_jd`` is the reference time as a Julian
+    day, a generated column (``m0602_rank_time``): stored on PostgreSQL, so the score is
+    arithmetic there instead of a timestamp parse per row."""
     return conn.execute(
         """
         SELECT p.*, r.votes, r.score
         FROM (SELECT id, (upvotes + local_upvotes) AS votes,
                      (upvotes + local_upvotes + 1.0) /
-                     pow(max((:now_jd - julianday(COALESCE(listed_at, published, first_seen))) * 24.0, 0.0)
+                     pow(max((:now_jd - rank_jd) * 24.0, 0.0)
                          + :offset, :gravity) AS score
               FROM papers
               WHERE hidden = 0 AND feed_date >= :since AND feed_date <= :until
