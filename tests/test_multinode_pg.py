@@ -122,6 +122,47 @@ def test_a_paper_the_worker_harvests_is_searchable_on_both_nodes(instance):
         assert body["rev"] >= store_rev
 
 
+def test_a_new_then_changed_paper_shows_on_both_nodes_within_5_s(instance):
+    """A paper imported and indexed by another process shows on both nodes (feed, paper page,
+    API, search, similar) within 5 s of the indexer's commit; its new version replaces the
+    old one everywhere as fast (each node's follower catches its replicas up by itself)."""
+    import json as _json
+
+    db, env, nodes = instance["db"], instance["env"], instance["nodes"]
+    pid = "2612.07101"
+
+    def record(version: int, title: str) -> str:
+        versions = [{"version": f"v{v}", "created": f"Thu, 0{2 + v} Dec 2026 09:00:00 GMT"}
+                    for v in range(1, version + 1)]
+        return _json.dumps({"id": pid, "title": title, "abstract": f"{title}. We measure it carefully. " * 4,
+                            "authors": "Ada Lovelace, Emmy Noether", "categories": "cs.LG",
+                            "versions": versions, "update_date": f"2026-12-0{2 + version}"}) + "\n"
+
+    def views(node, word: str) -> dict:
+        c = node.client
+        api = c.get(f"/api/papers/{pid}")
+        return {
+            "api": api.status_code == 200 and word in api.json().get("title", ""),
+            "page": (page := c.get(f"/papers/{pid}")).status_code == 200 and word in page.text,
+            "search": pid in {h["paper"]["id"] for h in c.get("/api/papers/search", params={"q": word}).json()},
+            "feed": pid in {p["paper"]["id"] for p in c.get("/api/daily_papers", params={"limit": 100}).json()},
+            "similar": bool(c.get(f"/api/v1/papers/{pid}/similar").json()),
+        }
+
+    rec = instance["folder"] / "fresh.jsonl"
+    for version, word in ((1, "Zeolite"), (2, "Perovskite")):
+        rec.write_text(record(version, f"{word} membranes for phonon transport"))
+        cli(db, "import", str(rec), env=env)
+        cli(db, "index", env=env)  # the indexer embeds it and precomputes its similar list
+        for node in nodes:
+            seen, took = _poll(lambda node=node: all(views(node, word).values()), 5, step=0.1)
+            assert seen, (node.url, version, views(node, word), f"{took:.1f} s")
+    for node in nodes:  # the old title is gone from search and the page
+        assert pid not in {h["paper"]["id"] for h in node.client.get(
+            "/api/papers/search", params={"q": "zeolite"}).json()}
+        assert "Zeolite" not in node.client.get(f"/papers/{pid}").text
+
+
 @pytest.fixture
 def mail_instance(pg_cluster, tmp_path):
     """A fresh store with papers and 5 confirmed daily subscribers, and an SMTP server."""

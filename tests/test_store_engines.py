@@ -92,6 +92,26 @@ def test_url_is_never_a_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no 'postgresql:' folder, no SQLite file
 
 
+@pytest.mark.parametrize("args", [
+    ("serve", "--port", "0"), ("worker", "--once"), ("digest", "send", "--no-wait"), ("harvest",),
+    ("sync",), ("sync-hf",), ("search", "graphs"), ("library", "list", "--user", "ada"), ("map", "status"),
+    ("recommend", "--user", "ada"), ("stats",),
+], ids=lambda a: "-".join(a[:2]))
+def test_every_command_names_an_unreachable_store_in_one_line(args, tmp_path):
+    """Without PAPERWIRE_SECRET_KEY the settings themselves read the store (the shared key
+    lives there), and serve/worker open it before their loops: an unreachable URL must be the
+    same one line everywhere, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "PAPERWIRE_SECRET_KEY"}
+    env.pop("PAPERWIRE_DB", None)
+    cmd = [sys.executable, "-m", "paperwire", "--db", "postgresql://bob:hunter2@127.0.0.1:1/paperdb", *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "hunter2" not in r.stderr + r.stdout
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "host 127.0.0.1, port 1, database paperdb" in errors[0], r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_wrong_database_and_role_are_one_line(pg_cluster, tmp_path):
     base = pg_cluster.url().rsplit("/", 1)[0]
     for url, why in ((base + "/no_such_db", 'database "no_such_db" does not exist'),
@@ -215,6 +235,42 @@ def test_rate_events_keep_sub_second_precision(engine_conn):
     c = engine_conn
     wait = [accounts.rate_hit(c, "login:x", limit=2, window_s=60.0) for _ in range(3)]
     assert wait[0] == 0 and wait[1] == 0 and 59.0 < wait[2] <= 60.0
+
+
+def test_rate_limit_holds_under_concurrent_attempts(store_target, engine_conn):
+    """Seven connections (the pool's eight, less the fixture's) try the same key at the same
+    instant, limit 3: exactly 3 get in.
+    On PostgreSQL (READ COMMITTED) a bare count-then-insert lets several count 4 and all
+    insert; the per-key transaction lock makes them queue."""
+    import threading
+
+    limit, tries = 3, 7
+    barrier = threading.Barrier(tries)
+    waits: list[float] = []
+    errors: list[BaseException] = []
+
+    def attempt():
+        c = connect(store_target)  # one connection per thread (sqlite3 objects stay in theirs)
+        try:
+            barrier.wait(30)
+            waits.append(accounts.rate_hit(c, "login:race", limit=limit, window_s=60.0))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            c.close()
+
+    for _round in range(3):  # a fresh key each round: the race is likelier to show in three
+        waits.clear()
+        accounts.rate_clear(engine_conn, "login:race")
+        threads = [threading.Thread(target=attempt) for _ in range(tries)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert sorted(w == 0 for w in waits).count(True) == limit, waits
+        count = engine_conn.execute("SELECT COUNT(*) FROM rate_events WHERE key=?", ("login:race",)).fetchone()[0]
+        assert count == limit
 
 
 # ---------------------------------------------------------------- the CLI on a URL

@@ -16,10 +16,36 @@ from paperwire.cli import recommend as recommend_cli
 from paperwire.cli import topics as topics_cli
 from paperwire.cli import tokens as tokens_cli
 from paperwire.cli import db as db_cli
-from paperwire.cli.common import CliContext, add_db_option
+from paperwire.cli.common import CliContext, add_db_option, fail
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _PaperwireGroup(click.Group):
+    """The top group: a store that cannot be reached is one line on stderr, never a traceback,
+    whichever command found out first (settings read the shared secret key from the store,
+    ``serve`` and ``worker`` open it before their loops, a command may lose it midway)."""
+
+    def invoke(self, ctx: click.Context):
+        from paperwire.store.db import StoreUnavailable
+
+        try:
+            return super().invoke(ctx)
+        except StoreUnavailable as exc:
+            fail(str(exc))
+        except Exception as exc:
+            if not _postgres_connection_error(exc):
+                raise
+            fail(f"lost the PostgreSQL store: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+
+def _postgres_connection_error(exc: BaseException) -> bool:
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+@click.group(cls=_PaperwireGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", type=click.Path(dir_okay=False), envvar="PAPERWIRE_DB",
               help="SQLite database file or postgresql:// URL [default: $PAPERWIRE_DB, else the user data dir].")
 @click.version_option(__version__, prog_name="paperwire")

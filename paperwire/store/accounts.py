@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from paperwire.model import utcnow_iso
 from paperwire.store import statememo
 from paperwire.store.db import transaction
+from paperwire.store.locks import serialise_transaction
 
 
 class AccountError(ValueError):
@@ -120,8 +121,9 @@ def rate_hit(conn: sqlite3.Connection, key: str, *, limit: int, window_s: float)
     An attempt over the limit is not recorded, so a client that keeps hammering
     is let back in when the window has passed.
     """
-    now = time.time()
     with transaction(conn):
+        serialise_transaction(conn, f"rate:{key}")  # count-then-insert: one attempt at a time per key
+        now = time.time()  # read after the wait, so an attempt that queued is not dated early
         conn.execute("DELETE FROM rate_events WHERE key=? AND at < ?", (key, now - window_s))
         if random.random() < 1 / 256:
             # Keys that are never hit again (a guessed user name, an address) would stay

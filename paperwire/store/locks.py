@@ -34,6 +34,19 @@ def skip_locked(conn) -> str:
     return " FOR UPDATE SKIP LOCKED" if is_postgres(conn) else ""
 
 
+def serialise_transaction(conn, name: str) -> None:
+    """Inside an open write transaction, queue behind every other transaction that serialises
+    on ``name`` until this one ends (a read-then-write such as "count, then insert if under
+    the limit" must not interleave).
+
+    PostgreSQL: a transaction-level advisory lock, released at commit or rollback (READ
+    COMMITTED would let two transactions both count 4 of 5 and both insert). SQLite: nothing
+    to do, ``BEGIN IMMEDIATE`` already holds the database's one write lock.
+    """
+    if is_postgres(conn):
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (advisory_key(None, name),))
+
+
 def advisory_key(db: object, name: str) -> int:
     """A stable signed 64-bit key for the lock ``name`` (PostgreSQL advisory locks take a bigint)."""
     digest = hashlib.sha256(f"paperwire:{name}".encode()).digest()
