@@ -321,3 +321,22 @@ def test_queued_imports_join_the_library_when_harvested(conn, uid, tmp_path):
     assert store.user_rev(conn, uid) == rev + 1
     assert conn.execute("SELECT COUNT(*) FROM library_pending").fetchone()[0] == 0
     assert state(conn, uid) == got and store.user_rev(conn, uid) == rev + 1  # once only
+
+
+def test_match_order_is_arxiv_id_then_doi_then_title(conn, uid, tmp_path):
+    """Each entry names three different papers: the arXiv id wins over the DOI, and the DOI
+    over the title (a swapped order would save other papers)."""
+    csl = tmp_path / "order.json"
+    csl.write_text(json.dumps([
+        {"id": "a", "type": "article", "URL": "http://arxiv.org/abs/0704.0002",
+         "DOI": "10.1103/PhysRevD.76.013009", "title": "Sparsity-certifying Graph Decompositions"},
+        {"id": "b", "type": "article", "DOI": "10.1103/PhysRevD.76.013009",
+         "title": "Sparsity-certifying Graph Decompositions"},
+    ]))
+    first = json.loads(csl.read_text())[:1]
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(first))
+    r = importing.import_file(conn, uid, one)
+    assert r.matched == 1 and set(state(conn, uid)) == {"0704.0002"}  # not 0704.0001 by its DOI
+    r = importing.import_file(conn, uid, csl)
+    assert r.matched == 2 and set(state(conn, uid)) == {"0704.0002", "0704.0001"}  # b: the DOI, not the title
