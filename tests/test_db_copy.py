@@ -276,7 +276,7 @@ def test_copy_killed_at_random_points_then_resumed(instance, pg_url):
     r = run_cli(*args)
     assert r.returncode == 0, (seed, r.stderr)
     assert r.stdout.splitlines()[-1].startswith("resumed: ")
-    assert all(v[0] == v[1] and v[2] == "ok" for v in summary_rows(r.stdout).values())
+    assert all(v[0] == v[1] and v[2] == "ok" for v in summary_rows(r.stdout).values()), (seed, r.stdout)
     assert_same_content(src, pg_url)
     # Once complete, a rerun copies nothing and checks again.
     again = run_cli(*args, "--verify")

@@ -25,24 +25,15 @@ class _PaperwireGroup(click.Group):
     ``serve`` and ``worker`` open it before their loops, a command may lose it midway)."""
 
     def invoke(self, ctx: click.Context):
-        from paperwire.store.db import StoreUnavailable
+        from paperwire.store.health import store_down_reason
 
         try:
             return super().invoke(ctx)
-        except StoreUnavailable as exc:
-            fail(str(exc))
         except Exception as exc:
-            if not _postgres_connection_error(exc):
+            reason = store_down_reason(exc)  # the one test of "unreachable or busy" (also the web's 503)
+            if reason is None:
                 raise
-            fail(f"lost the PostgreSQL store: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-
-
-def _postgres_connection_error(exc: BaseException) -> bool:
-    try:
-        import psycopg
-    except ImportError:
-        return False
-    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+            fail(reason)
 
 
 @click.group(cls=_PaperwireGroup, context_settings={"help_option_names": ["-h", "--help"]})
