@@ -258,9 +258,12 @@ def _check(src, dst, plan: TablePlan, copied: int, verify: bool) -> TableResult:
     s, d = _count(src, plan), _count(dst, plan)
     res = TableResult(plan.name, s, d, copied)
     if plan.mode == "merge":
-        # The destination keeps keys of its own; every source key must be there, equal.
+        # The destination keeps keys of its own (the secret key carried after a first
+        # completion, say); every source key must be there, equal. The copy column counts
+        # the source's keys the destination holds, so a rerun reports what the first run did.
         theirs = {r[0]: r[1] for r in table_rows(dst, plan)}
         wrong = sum(1 for k, v in table_rows(src, plan) if theirs.get(k) != v)
+        res.dest_rows = s - wrong
         res.ok = wrong == 0
         res.note = f"{wrong} source keys missing or different" if wrong else ""
         return res

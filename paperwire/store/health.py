@@ -64,6 +64,20 @@ def job_counts(conn: sqlite3.Connection, now: str | None = None) -> dict:
     return out
 
 
+def marked_down(db_path: str) -> bool:
+    """Whether this process's last attempt to open a connection to the PostgreSQL store at
+    ``db_path`` failed and none has succeeded since (always False for SQLite). A good answer
+    while this holds came from a connection or a cache that predates the outage: it does
+    not prove the store is back."""
+    from paperwire.store import dialect
+
+    if not dialect.is_url(db_path):
+        return False
+    from paperwire.store import pgpool
+
+    return pgpool.is_down(db_path)
+
+
 def store_down_reason(exc: BaseException, _depth: int = 0) -> str | None:
     """One line saying why the store could not answer, if ``exc`` means it is unreachable
     or busy (a 503 and a retry help); None for any other error (a bug: 500)."""

@@ -40,7 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import HTMLResponse, Response
 
 from paperwire import __version__, readiness
-from paperwire.store.health import store_down_reason
+from paperwire.store.health import marked_down, store_down_reason
 from paperwire.web import metrics
 from paperwire.web.context import WebState
 
@@ -198,7 +198,10 @@ class OpsMiddleware:
                 metrics.LATENCY.labels(route))
         children[0].inc()
         children[1].observe(seconds)
-        if self.outage.since is not None and status < 500 and not route.startswith(_NO_STORE):
+        if (self.outage.since is not None and status < 500 and not route.startswith(_NO_STORE)
+                and not marked_down(self.st.settings.db_path)):
+            # A thread's old connection or a cached page can still answer while the server
+            # shuts down; only a connection opened after the failure ends the outage.
             self.outage.recovered()
 
     def _template(self, scope) -> str:
