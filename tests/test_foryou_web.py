@@ -187,4 +187,84 @@ def test_browser_topics_saves_dismiss_undo(db):
         page.wait_for_load_state()
         back = page.locator(".pick").evaluate_all("els => els.map(e => e.dataset.paper)")
         assert gone in back
+        # The same on the home feed: every card has the button; the paper goes, Undo brings it back.
+        page.goto(url + "/")
+        cards = page.locator("article.card")
+        assert cards.count() >= 3 and page.locator("article.card .not-interested-btn").count() == cards.count()
+        home = page.locator("article.card .not-interested-btn").evaluate_all("els => els.map(e => e.dataset.paper)")
+        page.locator(f"article.card .not-interested-btn[data-paper='{home[0]}']").click()
+        page.wait_for_selector(".undo-notice")
+        shown = page.locator("article.card .not-interested-btn").evaluate_all("els => els.map(e => e.dataset.paper)")
+        assert home[0] not in shown and page.locator(".hidden-note").count() == 1
+        page.locator(".undo-notice button").click()
+        page.wait_for_load_state()
+        assert page.locator(".undo-notice").count() == 0
+        shown = page.locator("article.card .not-interested-btn").evaluate_all("els => els.map(e => e.dataset.paper)")
+        assert shown == home
         b.close()
+
+
+def _card_ids(html: str) -> list[str]:
+    return re.findall(r'<h2 class="card-title">.*?<a class="math-text" href="/papers/([^"]+)"', html)
+
+
+def _dismiss_buttons(html: str) -> dict[str, str]:
+    """paper id -> the label of its card's not-interested button."""
+    return dict(re.findall(r'not-interested-btn" data-paper="([^"]+)">([^<]+)</button>', html))
+
+
+def test_not_interested_on_any_card_hides_from_feeds_with_undo(db):
+    with make_client(db) as anon, make_client(db) as client:
+        before = anon.get("/").text
+        home_ids = _card_ids(before)
+        assert len(home_ids) >= 3 and not _dismiss_buttons(before)  # signed out: no button, shared cached page
+        signup(client)
+        page = client.get("/")
+        csrf = csrf_from(page.text)
+        buttons = _dismiss_buttons(page.text)
+        assert set(buttons) == set(_card_ids(page.text)) == set(home_ids)  # one per card
+        assert set(buttons.values()) == {"Not interested"}
+        gone = home_ids[1]
+        title = re.search(r'href="/papers/' + re.escape(gone) + r'">([^<]+)</a>', page.text).group(1)
+        search = client.get("/search", params={"q": title})
+        assert gone in _card_ids(search.text) and _dismiss_buttons(search.text)[gone] == "Not interested"
+        paper = client.get(f"/papers/{gone}")
+        assert _dismiss_buttons(paper.text) == {gone: "Not interested"}
+        day = re.search(r'href="(/papers/date/[0-9-]+)"', page.text)
+        trending = client.get("/trending").text
+        assert gone in _card_ids(trending)
+
+        r = client.post("/for-you/feedback", data={"paper": gone, "kind": "not_interested", "next": "/?sort=new",
+                                                   "csrf_token": csrf}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == f"/?sort=new&dismissed={gone}"
+        page = client.get(r.headers["location"])
+        assert gone not in _card_ids(page.text) and 'class="notice undo-notice"' in page.text
+        assert "1 paper you marked not interested is hidden here" in page.text
+        assert gone not in _card_ids(client.get("/").text)
+        assert gone not in [p["paper"]["id"] for p in client.get("/?format=json").json()["papers"]]
+        assert gone not in _card_ids(client.get("/trending").text)
+        if day:
+            assert gone not in _card_ids(client.get(day.group(1)).text)
+        # Search still finds it, with the undo on its card; the hidden list has it too.
+        search = client.get("/search", params={"q": title})
+        assert gone in _card_ids(search.text) and _dismiss_buttons(search.text)[gone] == "Undo not interested"
+        assert _dismiss_buttons(client.get(f"/papers/{gone}").text) == {gone: "Undo not interested"}
+        hidden = client.get("/for-you/hidden").text
+        assert _card_ids(hidden) == [gone] and "1 in all" in hidden
+        # Other readers, and the anonymous page, are unaffected.
+        assert gone in _card_ids(anon.get("/").text)
+
+        undo = re.search(r'<div class="notice undo-notice".*?</div>', page.text, re.S).group(0)
+        assert f'name="paper" value="{gone}"' in undo and 'name="action" value="undo"' in undo
+        r = client.post("/for-you/feedback", data={"paper": gone, "kind": "not_interested", "action": "undo",
+                                                   "next": f"/?sort=new&dismissed={gone}", "csrf_token": csrf},
+                        follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/?sort=new"
+        page = client.get(r.headers["location"])
+        assert gone in _card_ids(page.text) and "undo-notice" not in page.text and "hidden-note" not in page.text
+        assert gone in _card_ids(client.get("/").text)
+        assert _card_ids(client.get("/for-you/hidden").text) == []
+        # A forged dismissal (no CSRF token) writes nothing.
+        bad = client.post("/for-you/feedback", data={"paper": gone, "kind": "not_interested", "next": "/"},
+                          follow_redirects=False)
+        assert bad.status_code == 403 and gone in _card_ids(client.get("/").text)

@@ -180,8 +180,9 @@ MANUAL_FORMS = {
     "/for-you/topics": ["topic", "action", "next"],
 }
 EXTRA_GETS = {
-    "/search": ["q", "mode", "sort", "page", "year", "author", "cat"],
-    "/": ["sort", "page"],
+    "/search": ["q", "mode", "sort", "page", "year", "author", "cat", "dismissed"],
+    "/": ["sort", "page", "dismissed"],
+    "/trending": ["page", "dismissed"],
     "/feeds/search.atom": ["q"],
 }
 

@@ -276,7 +276,12 @@ def test_user_data_and_delete_account(conn, uid):
     conn.execute("INSERT INTO feedback (user_id, paper, kind, created_at) VALUES (?, ?, 'not_interested', 'now')",
                  (uid, lib.resolve(conn, "0704.0003")["id"]))
     conn.execute("INSERT INTO follows (user_id, kind, value, created_at) VALUES (?, 'category', 'hep-ph', 'now')", (uid,))
+    from paperwire import recommend
+
+    feed_token = recommend.new_feed_token(conn, uid)
+    bob_token = recommend.new_feed_token(conn, bob)
     data = userdata.export_user_data(conn, uid)
+    assert data["for_you"]["private_feed_active"] is True and feed_token not in json.dumps(data)
     json.dumps(data)  # JSON-able
     # The recommend area may register a richer "feedback" section; either way the rows are in.
     dumped = json.dumps(data)
@@ -294,10 +299,12 @@ def test_user_data_and_delete_account(conn, uid):
     assert userdata.delete_account(conn, uid)
     assert accounts.get_user(conn, uid) is None
     for table in ("library_items", "library_tags", "library_folders", "library_folder_items", "user_revs", "votes",
-                  "feedback", "follows", "sessions", "library_pending"):
+                  "feedback", "follows", "sessions", "library_pending", "feed_tokens"):
         assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id=?", (uid,)).fetchone()[0] == 0, table
     assert conn.execute("SELECT local_upvotes FROM papers WHERE id=?", (rowid,)).fetchone()[0] == votes_before - 1
+    assert recommend.user_for_feed_token(conn, feed_token) is None  # the private feed URL is dead
     assert lib.saved_rowids(conn, bob) == [rowid]  # other readers keep theirs
+    assert recommend.user_for_feed_token(conn, bob_token) == bob
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 

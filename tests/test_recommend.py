@@ -345,3 +345,56 @@ def test_profile_terms_rank_by_paper_count_then_use_then_word():
         for max_terms in (1, 5, 20, 500):
             assert profile_terms(papers, max_terms=max_terms, exclude=exclude) == reference(papers, max_terms, exclude)
     assert profile_terms([]) == [] and profile_terms([("", "")]) == []
+
+
+def test_day_week_and_month_windows_hold_only_their_days(store):
+    """Graph papers listed 1, 6, 20 and 60 days before the newest day (2025-01-20): each
+    window picks exactly the papers of its days, and "all" picks every one."""
+    from paperwire.index.build import update_index
+    from paperwire.index.embeddings import FakeEmbedder
+    from paperwire.ingest import import_records
+    from paperwire.model import PaperRecord
+
+    words = "graph neural network message passing molecules atoms bonds node embeddings"
+    ago = {"2025-01-19": "2501.40001", "2025-01-14": "2501.40002", "2024-12-31": "2501.40003",
+           "2024-11-21": "2501.40004"}
+    import_records(store, [PaperRecord(source="test", arxiv_id=aid, title=f"Graph networks listed {day}",
+                                       abstract=words + f" listed{aid}", authors=["Late Author"],
+                                       categories=["cs.LG"], published=f"{day}T10:00:00Z")
+                           for day, aid in ago.items()])
+    update_index(store, embedder=FakeEmbedder(64))
+    engine.clear_cache()
+    uid = make_user(store)
+    for i in range(3):
+        library.save(store, uid, paper_id("graphs", i))
+    picked = {w: set(_ids(rec.recommend(store, uid, window=w, limit=200))) for w in ("day", "week", "month", "all")}
+    extra = set(ago.values())
+    assert picked["day"] & extra == set() and paper_id("graphs", 3) in picked["day"]
+    assert picked["week"] & extra == {"2501.40001", "2501.40002"}
+    assert picked["month"] & extra == {"2501.40001", "2501.40002", "2501.40003"}
+    assert picked["all"] & extra == extra
+    assert picked["day"] < picked["week"] < picked["month"] < picked["all"]
+    res = rec.recommend(store, uid, window="month", limit=5)
+    assert (res.info["since"], res.info["until"]) == ("2024-12-22", "2025-01-20")
+
+
+def test_to_rate_are_the_papers_nearest_the_decision_boundary(store):
+    """Once there is a model, "rate these 10" are the month's unrated papers with the
+    smallest |logit|: every one is less sure than every paper left out."""
+    uid = make_user(store)
+    for i in range(4):
+        library.save(store, uid, paper_id("graphs", i))
+    rec.not_interested(store, uid, paper_id("proteins", 0))
+    sig = engine.signals(store, uid)
+    idx = engine.vector_index(store)
+    tr = engine.trained(store, uid, sig, idx)
+    assert tr.linear is not None
+    since, until = engine.window_bounds(store, "month")
+    win = engine.window_of(store, since, until, idx)
+    margin = dict(zip((int(i) for i in win.ids), np.abs(tr.linear.linear(win.vecs)).tolist()))
+    rate = rec.to_rate(store, uid)
+    chosen = [p["id"] for p in rate]
+    assert len(chosen) == 10 and not set(chosen) & sig.excluded
+    left = [m for i, m in margin.items() if i not in chosen and i not in sig.excluded]
+    assert left and max(margin[i] for i in chosen) <= min(left)
+    assert [margin[i] for i in chosen] == sorted(margin[i] for i in chosen)  # least sure first

@@ -41,7 +41,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
@@ -49,6 +48,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parseaddr
 from typing import Callable
 
+from paperwire.crashpoints import CrashHook
 from paperwire.digest import outbox, render
 from paperwire.digest.compose import ComposeCache, Digest, compose_digest
 from paperwire.digest.periods import period_key, utc_iso
@@ -105,27 +105,12 @@ class RunReport:
                 f"{len(self.failed)} failed, {self.deferred} deferred, {self.in_doubt} in doubt")
 
 
-# ---------------------------------------------------------------- test hook
-
-class _CrashHook:
-    def __init__(self) -> None:
-        spec = os.environ.get("PAPERWIRE_DIGEST_CRASH_AT", "")
-        point, _, n = spec.partition(":")
-        self.point, self.n, self.count = point, int(n or 1), 0
-
-    def __call__(self, point: str) -> None:
-        if point == self.point:
-            self.count += 1
-            if self.count == self.n:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-
 # ---------------------------------------------------------------- compose phase
 
 def compose_period(conn: sqlite3.Connection, settings: Settings, frequency: str, *, now: datetime,
                    report: RunReport, crash: Callable[[str], None] | None = None) -> None:
     """Record (state ``pending``) the digest of every due subscriber for the period of ``now``."""
-    crash = crash or _CrashHook()
+    crash = crash or CrashHook("PAPERWIRE_DIGEST_CRASH_AT")
     period = period_key(frequency, now, settings.digest_timezone)
     report.frequency, report.period = frequency, period
     cache = ComposeCache()
@@ -196,7 +181,7 @@ def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "diges
         with delivery_lock(settings, kind, lock_timeout):
             return deliver_due(conn, settings, kind, report=report, wait_for_retries=wait_for_retries,
                                resend_in_doubt=resend_in_doubt, locked=True, frequency=frequency, sleep=sleep)
-    crash = _CrashHook()
+    crash = CrashHook("PAPERWIRE_DIGEST_CRASH_AT")
     prefix = f"{frequency}:" if frequency else None  # period keys are "daily:..." / "weekly:..."
     if resend_in_doubt:
         sql.requeue_in_doubt(conn, kind, period_prefix=prefix)

@@ -9,6 +9,9 @@ so re-importing a file changes nothing and an import killed halfway and rerun en
 with the same library as one that ran through. Unmatched entries with an arXiv id
 are queued for fetching, like submissions, and kept as pending: :func:`add_arrived`
 adds them to the library once the harvester has brought the paper.
+
+``PAPERWIRE_LIBRARY_IMPORT_CRASH_AT=commit:n`` SIGKILLs the process right after the n-th
+batch commits (:mod:`paperwire.crashpoints`; the kill test uses it).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from paperwire.crashpoints import CrashHook
 from paperwire.library import LibraryError, clean_tag, clean_text, ensure_folder, MAX_NOTE, MAX_TAGS_PER_PAPER
 from paperwire.library.parsing import Entry, Malformed, parse_text
 from paperwire.model import normalize_title
@@ -121,8 +125,10 @@ def import_text(conn: sqlite3.Connection, user_id: int, text: str, *, name: str 
                           malformed=[{"line": b.line, "key": b.key, "error": b.message} for b in bad])
     folder_id = ensure_folder(conn, user_id, folder)["id"] if folder else None
     source = "import:" + name[:100]
+    crash = CrashHook("PAPERWIRE_LIBRARY_IMPORT_CRASH_AT")
     for i in range(0, len(entries), BATCH):
         _import_batch(conn, user_id, entries[i : i + BATCH], report, source, folder_id)
+        crash("commit")
     return report
 
 

@@ -21,7 +21,7 @@ from paperwire.store import library as lib_store
 from paperwire.store.db import transaction
 from paperwire.store.papers import get_paper, get_papers_by_rowid
 
-__all__ = ["RecommendError", "not_interested", "more_like_this", "follow", "follows", "recommend", "to_rate",
+__all__ = ["RecommendError", "dismissed", "dismissed_in_order", "not_interested", "more_like_this", "follow", "follows", "recommend", "to_rate",
            "new_feed_token", "revoke_feed_token", "user_for_feed_token", "WINDOW_DAYS", "Pick", "window_bounds",
            "signals", "least_sure", "dismissed", "picks_since", "export_data", "topic_choices", "category_name"]
 
@@ -73,6 +73,11 @@ def more_like_this(conn: sqlite3.Connection, user_id: int, ident: str | int, *, 
 def dismissed(conn: sqlite3.Connection, user_id: int) -> set[int]:
     """Row ids the reader marked not interested."""
     return set(sql.feedback_rowids(conn, user_id, "not_interested"))
+
+
+def dismissed_in_order(conn: sqlite3.Connection, user_id: int) -> list[int]:
+    """Row ids the reader marked not interested, oldest first (the hidden-papers list)."""
+    return sql.feedback_rowids(conn, user_id, "not_interested")
 
 
 def _follow_key(conn, kind: str, value: str) -> tuple[str, str]:

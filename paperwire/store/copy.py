@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import signal
 import sqlite3
 import struct
 import time
@@ -35,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from paperwire.crashpoints import CrashHook
 from paperwire.store import copy_schema as schema
 from paperwire.store.copy_schema import PROGRESS_KEY, CopyError, TablePlan, plan_copy
 from paperwire.store.db import transaction
@@ -78,16 +77,6 @@ class CopyReport:
         return [t for t in self.tables if not t.ok]
 
 
-class _CrashHook:
-    def __init__(self) -> None:
-        point, _, n = os.environ.get("PAPERWIRE_DB_COPY_CRASH_AT", "").partition(":")
-        self.point, self.n, self.count = point, int(n or 1), 0
-
-    def __call__(self, point: str) -> None:
-        if point == self.point:
-            self.count += 1
-            if self.count == self.n:
-                os.kill(os.getpid(), signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- progress record
@@ -169,7 +158,7 @@ def _insert(dst: sqlite3.Connection, plan: TablePlan, rows: list) -> None:
         dst.executemany(_insert_sql(plan, False), [tuple(r) for r in rows])
 
 
-def _copy_table(src, dst, plan: TablePlan, state: dict, *, batch: int, crash: _CrashHook,
+def _copy_table(src, dst, plan: TablePlan, state: dict, *, batch: int, crash: CrashHook,
                 progress: Callable[[str, int], None] | None) -> int:
     entry = state["tables"].setdefault(plan.name, {"rows": 0})
     if entry.get("done"):
@@ -365,7 +354,7 @@ def copy_store(src: sqlite3.Connection, dst: sqlite3.Connection, *, src_label: s
         with transaction(dst):
             _save_progress(dst, state)
     first_completion = not state.get("completed_at")
-    crash = _CrashHook()
+    crash = CrashHook("PAPERWIRE_DB_COPY_CRASH_AT")
     report.lexical_rebuild = fts5_is_index(dst) and not fts5_is_index(src)
     _begin_snapshot(src)
     try:

@@ -14,7 +14,7 @@ Nothing here goes through the anonymous page cache: every page is one reader's.
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Body, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -29,6 +29,7 @@ from paperwire.web.pages import error_page
 router = APIRouter()
 PAGE_SIZE = 30
 WINDOWS = {"day": "Today", "week": "This week", "month": "This month"}
+HIDDEN_LIMIT = 200  # the hidden-papers page lists the newest this many
 RATE_UNTIL = 10  # offer "rate these 10" until the reader has this many positive signals
 
 
@@ -76,20 +77,12 @@ def foryou_page(request: Request):
     rate = rec.to_rate(c, user["id"]) if len(sig.positives) < RATE_UNTIL else []
     shown = {p["id"] for p in res.picks}
     rate = [p for p in rate if p["id"] not in shown][:10]
-    undo = (request.query_params.get("dismissed") or "")[:100]
-    undo_paper = None
-    if undo:
-        from paperwire.store.papers import get_paper
-
-        p = get_paper(c, undo)
-        if p is not None and p["id"] in set(sig.dismissed):
-            undo_paper = p
     from paperwire.store import accounts
 
     voted = accounts.user_votes(c, user["id"], [p["id"] for p in res.picks + rate])
     return _no_store(render(request, "foryou.html", {
         "picks": res.picks, "info": res.info, "window": window, "windows": WINDOWS, "page": page,
-        "has_more": len(res.picks) == PAGE_SIZE, "rate": rate, "follows": sig.follows, "undo_paper": undo_paper,
+        "has_more": len(res.picks) == PAGE_SIZE, "rate": rate, "follows": sig.follows,
         "voted": voted, "positives": len(sig.positives), "feed_url": request.query_params.get("feed_url"),
         "has_feed": rec.has_feed_token(c, user["id"]),
     }))
@@ -135,13 +128,39 @@ def feedback_form(request: Request, paper: str = Form(""), kind: str = Form("not
         fn(conn(request), user["id"], paper, undo=action == "undo")
     except rec.RecommendError as exc:
         return error_page(request, 404, "Not found", str(exc).capitalize() + ".")
-    target = safe_next(next, "/for-you")
+    target = _without_param(safe_next(next, "/for-you"), "dismissed")
     if kind == "not_interested" and action != "undo":
-        # Back to the page with an Undo button for the paper just hidden.
+        # Back to the page, whose notice (base.html) offers an Undo for the paper just hidden.
         target += ("&" if "?" in target else "?") + urlencode({"dismissed": paper[:100]})
-    elif action == "undo" and "dismissed=" in target:
-        target = target.split("?")[0]
     return RedirectResponse(target, status_code=303)
+
+
+def _without_param(target: str, name: str) -> str:
+    """``target`` (a local path with a query) without the query parameter ``name``."""
+    path, _, query = target.partition("?")
+    if not query:
+        return target
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != name]
+    return path + ("?" + urlencode(kept) if kept else "")
+
+
+@router.get("/for-you/hidden", include_in_schema=False)
+def hidden_page(request: Request):
+    """The papers this reader marked not interested, newest first, each with its undo."""
+    user = current_user(request)
+    if user is None:
+        return _login("/for-you/hidden")
+    c = conn(request)
+    from paperwire.store import accounts
+    from paperwire.store.papers import get_papers_by_rowid
+
+    rowids_all = rec.dismissed_in_order(c, user["id"])
+    rowids = rowids_all[::-1][:HIDDEN_LIMIT]
+    by_rowid = get_papers_by_rowid(c, rowids)
+    papers = [by_rowid[r] for r in rowids if r in by_rowid]
+    return _no_store(render(request, "foryou_hidden.html", {
+        "papers": papers, "voted": accounts.user_votes(c, user["id"], [p["id"] for p in papers]),
+        "total": len(rowids_all), "limit": HIDDEN_LIMIT}))
 
 
 @router.post("/for-you/topics", include_in_schema=False)
@@ -336,5 +355,27 @@ def install(app, st) -> None:
             value = normalize_title(value)
         return (kind, value) in cache
 
+    def dismissed(user, rowid) -> bool:
+        # The reader's "not interested" set, once per request (memoised on the user dict).
+        if not user or not isinstance(user, dict) or not isinstance(rowid, int):
+            return False
+        cache = user.get("_dismissed")
+        if cache is None:
+            cache = user["_dismissed"] = rec.dismissed(st.conn(), user["id"])
+        return rowid in cache
+
+    def undo_paper(user, request):
+        # The paper named by ``?dismissed=`` after a "Not interested" click, while it is
+        # still dismissed: base.html shows the notice with its Undo on whatever page it was.
+        ident = (request.query_params.get("dismissed") or "")[:100] if request is not None else ""
+        if not ident or not user or not isinstance(user, dict) or not ident.isprintable():
+            return None  # (a NUL byte is no paper id, and PostgreSQL refuses it in a parameter)
+        from paperwire.store.papers import get_paper
+
+        paper = get_paper(st.conn(), ident)
+        return paper if paper is not None and dismissed(user, paper["id"]) else None
+
     st.env.globals["fy_following"] = following
+    st.env.globals["fy_dismissed"] = dismissed
+    st.env.globals["fy_undo_paper"] = undo_paper
     app.include_router(router)

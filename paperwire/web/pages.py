@@ -45,6 +45,23 @@ def _voted(request: Request, papers: list[dict]) -> set[int]:
     return accounts.user_votes(conn(request), user["id"], [p["id"] for p in papers])
 
 
+def _without_dismissed(request: Request, papers: list[dict]) -> tuple[list[dict], int]:
+    """``papers`` less those the signed-in reader marked not interested, and how many went.
+    (Anonymous pages are cached and shared: nothing to hide there.)"""
+    user = current_user(request)
+    if not user:
+        return papers, 0
+    gone = user.get("_dismissed")
+    if gone is None:  # memoised on the request's user, as the cards' fy_dismissed reads it
+        from paperwire import recommend
+
+        gone = user["_dismissed"] = recommend.dismissed(conn(request), user["id"])
+    if not gone:
+        return papers, 0
+    kept = [p for p in papers if p["id"] not in gone]
+    return kept, len(papers) - len(kept)
+
+
 def _base(request: Request) -> str:
     return state(request).settings.base_url.rstrip("/")
 
@@ -64,20 +81,21 @@ def _feed_response(request: Request, period: periods.Period, *, is_home: bool = 
     total = feed.count_between(c, period.since, period.until)
     papers = feed.papers_between(c, period.since, period.until, sort=sort, limit=PAGE_SIZE,
                                  offset=(page - 1) * PAGE_SIZE)
+    papers, hidden = _without_dismissed(request, papers)
     prev, nxt = periods.neighbours(c, period)
     if wants_json(request):
         return json_response({
             "period": {"kind": period.kind, "key": period.key, "since": period.since, "until": period.until},
             "sort": sort, "page": page, "pageSize": PAGE_SIZE, "total": total,
             "previous": prev.key if prev else None, "next": nxt.key if nxt else None,
-            "papers": [hf.daily_item(p, _base(request)) for p in papers],
+            "papers": [hf.daily_item(p, _base(request)) for p in papers], "hidden": hidden,
         })
     views = {k: periods.containing(k, period.since if k != "day" else _day_in(c, period)) for k in ("day", "week", "month")}
     return render(request, "feed.html", {
         "period": period, "papers": papers, "sort": sort, "sorts": SORTS, "page": page,
         "pages": max(1, ceil(total / PAGE_SIZE)), "total": total, "prev": prev, "next": nxt,
         "views": views, "voted": _voted(request, papers), "is_home": is_home,
-        "offset": (page - 1) * PAGE_SIZE,
+        "offset": (page - 1) * PAGE_SIZE, "hidden": hidden,
     })
 
 
@@ -138,14 +156,14 @@ def trending_page(request: Request):
         ref = trending_now(c)
         papers = rank.trending(c, now=ref, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
         more = len(papers) > PAGE_SIZE
-        papers = papers[:PAGE_SIZE]
+        papers, hidden = _without_dismissed(request, papers[:PAGE_SIZE])
         if wants_json(request):
             return json_response({"page": page, "asOf": ref.strftime("%Y-%m-%dT%H:%M:%SZ"),
                                   "papers": [hf.daily_item(p, _base(request), trendingScore=p["score"]) for p in papers]})
         return render(request, "trending.html", {
             "papers": papers, "page": page, "more": more, "voted": _voted(request, papers),
             "as_of": ref, "window": rank.DEFAULT_WINDOW_DAYS, "offset": (page - 1) * PAGE_SIZE,
-            "gravity": rank.GRAVITY, "offset_hours": rank.OFFSET_HOURS,
+            "gravity": rank.GRAVITY, "offset_hours": rank.OFFSET_HOURS, "hidden": hidden,
         })
     return cached_page(request, build, time_bucket=True)
 
