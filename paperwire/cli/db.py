@@ -93,6 +93,7 @@ def copy_cmd(src, dst, batch, replace, verify, as_json):
     partial copy of SRC (else --replace). Every table is counted on both sides at
     the end; the exit status is 1 on a mismatch. Stop writes to SRC while it runs.
     """
+    from paperwire.crashpoints import CrashHook
     from paperwire.store.copy import CopyError, copy_store
     from paperwire.store.dialect import StoreUnavailable, db_label, is_url
     from paperwire.store.locks import LockBusy, exclusive
@@ -106,7 +107,8 @@ def copy_cmd(src, dst, batch, replace, verify, as_json):
         # Two copies into one destination would race for the same keys.
         with exclusive(dst, "db-copy", busy=f"another db copy into {db_label(dst)} is running"):
             report = copy_store(source, target, src_label=db_label(src), dst_label=db_label(dst), batch=batch,
-                                replace=replace, verify=verify, progress=bars.rows, on_table=bars.table)
+                                replace=replace, verify=verify, progress=bars.rows, on_table=bars.table,
+                                crash=CrashHook("PAPERWIRE_DB_COPY_CRASH_AT"))
             rebuilt = None
             if report.ok:
                 _carry_secret(src, dst, source, target)

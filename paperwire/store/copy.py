@@ -15,9 +15,9 @@ ids, ``meta.rev`` is at least every paper's ``rev`` (node replicas rebuild from 
 copy by following it), this node's replica folders of the destination are removed, and
 every table is counted on both sides (``verify``: also an order-free checksum of its rows).
 
-``PAPERWIRE_DB_COPY_CRASH_AT=point[:n]`` SIGKILLs the process the n-th time it reaches
-``point`` (``batch``: a batch written, not committed; ``commit``: just committed): the
-crash tests use it.
+``crash(point)``, when given, is called at ``batch`` (a batch written, not committed) and
+``commit`` (just committed): the CLI passes a :class:`paperwire.crashpoints.CrashHook`
+(``PAPERWIRE_DB_COPY_CRASH_AT=point[:n]``), which the crash tests use to SIGKILL it there.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from paperwire.crashpoints import CrashHook
 from paperwire.store import copy_schema as schema
 from paperwire.store.copy_schema import PROGRESS_KEY, CopyError, TablePlan, plan_copy
 from paperwire.store.db import transaction
@@ -158,7 +157,7 @@ def _insert(dst: sqlite3.Connection, plan: TablePlan, rows: list) -> None:
         dst.executemany(_insert_sql(plan, False), [tuple(r) for r in rows])
 
 
-def _copy_table(src, dst, plan: TablePlan, state: dict, *, batch: int, crash: CrashHook,
+def _copy_table(src, dst, plan: TablePlan, state: dict, *, batch: int, crash: Callable[[str], None],
                 progress: Callable[[str, int], None] | None) -> int:
     entry = state["tables"].setdefault(plan.name, {"rows": 0})
     if entry.get("done"):
@@ -319,7 +318,8 @@ def _begin_snapshot(src: sqlite3.Connection) -> None:
 def copy_store(src: sqlite3.Connection, dst: sqlite3.Connection, *, src_label: str, dst_label: str,
                batch: int = BATCH, replace: bool = False, verify: bool = False,
                progress: Callable[[str, int], None] | None = None,
-               on_table: Callable[[TablePlan, int], None] | None = None) -> CopyReport:
+               on_table: Callable[[TablePlan, int], None] | None = None,
+               crash: Callable[[str], None] | None = None) -> CopyReport:
     """Copy every table of ``src`` into ``dst`` (both migrated store connections).
 
     Resumes a previous partial copy of the same source; refuses (:class:`CopyError`) a
@@ -354,7 +354,7 @@ def copy_store(src: sqlite3.Connection, dst: sqlite3.Connection, *, src_label: s
         with transaction(dst):
             _save_progress(dst, state)
     first_completion = not state.get("completed_at")
-    crash = CrashHook("PAPERWIRE_DB_COPY_CRASH_AT")
+    crash = crash or (lambda point: None)
     report.lexical_rebuild = fts5_is_index(dst) and not fts5_is_index(src)
     _begin_snapshot(src)
     try:
