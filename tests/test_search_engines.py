@@ -71,3 +71,33 @@ def test_deleted_fast_index_is_rebuilt(econn, db_path):
     assert rep["fast"]["indexed"] == 8
     assert top(econn, "attention", "tantivy", 5) == top(econn, "attention", "tantivy", 5)
     assert len(top(econn, "attention", "tantivy", 5)) == 3
+
+
+def test_count_after_a_search_is_that_searchs_count_taken_once(econn, monkeypatch):
+    """The result total reuses the count tantivy made while collecting the top k of the
+    same query: it equals a fresh count, is used once, and never answers another query."""
+    fast = fastlex.fast_ready(econn)
+    fresh = {q: fast.count(q.split()) for q in ("attention", "models", "galaxy")}
+    assert fresh["attention"] >= 2 and fresh["models"] >= 2
+    passes = []
+
+    class CountingIndex:  # the tantivy index, counting the searches made on it
+        def __init__(self, index):
+            self._index = index
+
+        def searcher(self):
+            passes.append(1)
+            return self._index.searcher()
+
+        def __getattr__(self, name):
+            return getattr(self._index, name)
+
+    monkeypatch.setattr(fast, "index", CountingIndex(fast.index))
+    hits = fast.search(["models"], 1)
+    assert len(hits) == 1 and len(passes) == 1
+    assert fast.count(["models"]) == fresh["models"] and len(passes) == 1  # no second pass
+    assert fast.count(["models"]) == fresh["models"] and len(passes) == 2  # taken once: counted again
+    fast.search(["models"], 1, date_from="2024-01-01")
+    assert fast.count(["models"]) == fresh["models"] and len(passes) == 4  # other filters: not reused
+    fast.search(["attention"], 1)
+    assert fast.count(["galaxy"]) == fresh["galaxy"]  # another query's count is never used

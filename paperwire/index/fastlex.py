@@ -100,6 +100,10 @@ class FastIndex:
         self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
         marker.write_text(_SCHEMA_VERSION)
         self.rev = -1
+        # The match count of this thread's last search: tantivy counts every match while it
+        # collects the top k, so the search's count serves the count() that follows it (the
+        # result total), instead of a second pass over the postings (~1.3 ms at 3M papers).
+        self._counted = threading.local()
 
     def stored_rev(self) -> int:
         """The store revision this directory was last committed at (0: none)."""
@@ -207,9 +211,12 @@ class FastIndex:
             return []
         searcher = self.index.searcher()
         if order == "date":
-            hits = searcher.search(query, k, offset=offset, order_by_field="day", order=tantivy.Order.Desc).hits
-            return [(rowid, 0.0) for rowid in _rowids(searcher, [addr for _, addr in hits])]
-        hits = searcher.search(query, k, offset=offset).hits
+            found = searcher.search(query, k, count=True, offset=offset, order_by_field="day", order=tantivy.Order.Desc)
+            self._counted.last = (_count_key(words, kw), int(found.count))
+            return [(rowid, 0.0) for rowid in _rowids(searcher, [addr for _, addr in found.hits])]
+        found = searcher.search(query, k, count=True, offset=offset)
+        self._counted.last = (_count_key(words, kw), int(found.count))
+        hits = found.hits
         return list(zip(_rowids(searcher, [addr for _, addr in hits]), (float(score) for score, _ in hits)))
 
     def members(self, words, rowids, **kw) -> set[int]:
@@ -239,11 +246,22 @@ class FastIndex:
         return set(_rowids(searcher, [addr for _, addr in searcher.search(query, n).hits]))
 
     def count(self, words, **kw) -> int:
-        """How many documents a query matches."""
+        """How many documents a query matches (the count of this thread's search just
+        before, for the same query, taken once; else one counting pass)."""
+        last = getattr(self._counted, "last", None)
+        self._counted.last = None
+        if last is not None and last[0] == _count_key(words, kw):
+            return last[1]
         query = self._query(words, **kw)
         if query is None:
             return 0
         return int(self.index.searcher().search(query, 1, count=True).count)
+
+
+def _count_key(words, kw: dict) -> tuple:
+    """What a query's match count depends on: its words and filters (not order or offset)."""
+    return (tuple(words), tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple, set)) else v)
+                                       for k, v in kw.items())))
 
 
 def _rowids(searcher, addrs: list) -> list[int]:
