@@ -76,7 +76,8 @@ def tick(conn: sqlite3.Connection, settings: Settings, now: datetime | None = No
             continue  # done, or another worker holds it
         with lease:
             try:
-                report = run_digests(conn, settings, freq, now=now, wait_for_retries=False, lock_timeout=5)
+                report = run_digests(conn, settings, freq, now=now, wait_for_retries=False, lock_timeout=5,
+                                     stop=lease.lost.is_set)
             except DigestBusy as exc:
                 lease.finish(conn, "failed", str(exc), now=now)
                 did.append(f"{job} {period}: {exc}; will retry")
@@ -84,6 +85,11 @@ def tick(conn: sqlite3.Connection, settings: Settings, now: datetime | None = No
             except SmtpConfigError as exc:
                 lease.finish(conn, "failed", str(exc), now=now)
                 did.append(f"{job} {period}: {exc}")
+                continue
+            if lease.lost.is_set():
+                # Presumed dead and taken over: the new owner finishes the period (the ledger
+                # keeps each mail to one send) and records the outcome, not us.
+                did.append(f"{job} {period}: lease taken over by another worker; stopped: {report.summary()}")
                 continue
             # Composition is complete; undelivered rows are retried by every later tick.
             lease.finish(conn, "done", report.summary(), now=now)
@@ -129,6 +135,8 @@ def _sync(conn: sqlite3.Connection, settings: Settings, now: datetime) -> list[s
             log.exception("sync failed")
             lease.finish(conn, "failed", f"{type(exc).__name__}: {exc}", now=now)
             return [f"sync {period}: failed ({type(exc).__name__}: {exc}); retry in 30 min"]
+        if lease.lost.is_set():
+            return [f"sync {period}: lease taken over by another worker; it records the outcome"]
         if isinstance(result, dict) and result.get("ok") is False:
             # The harvest reports partial failures instead of raising: retry it later.
             errors = "; ".join(map(str, result.get("errors") or []))[:500]
@@ -162,6 +170,8 @@ def _index(conn: sqlite3.Connection, settings: Settings, now: datetime) -> list[
             log.exception("indexing failed")
             lease.finish(conn, "failed", f"{type(exc).__name__}: {exc}", now=now)
             return [f"index: failed ({type(exc).__name__}: {exc})"]
+        if lease.lost.is_set():
+            return ["index: lease taken over by another worker; it records the outcome"]
         summary = report if isinstance(report, str) else \
             ", ".join(f"{k} {v}" for k, v in report.items() if k in ("embeddings", "similar", "seconds"))
         lease.finish(conn, "done", f"rev {rev} {summary}"[:500], now=now)

@@ -98,6 +98,9 @@ def test_pg_connection_survives_a_server_restart(pg_store):
 
 
 def test_postgres_restart_mid_run_gives_503_then_recovers(pg_store, tmp_path):
+    """Two web nodes and a worker on one cluster; PostgreSQL stops under load and starts
+    again: both nodes answer 503 with Retry-After meanwhile (one log line per outage, no
+    tracebacks), and both come back by themselves."""
     from paperwire.demo import load_demo
     from paperwire.index.build import update_index
 
@@ -107,97 +110,110 @@ def test_postgres_restart_mid_run_gives_503_then_recovers(pg_store, tmp_path):
     update_index(conn, semantic=False)
     paper_id = conn.execute("SELECT paper_id FROM papers ORDER BY id LIMIT 1").fetchone()[0]
     conn.close()
-    log = tmp_path / "serve.log"
-    proc, base = serve(url, server_env(PAPERWIRE_INDEX_DIR=os.environ["PAPERWIRE_INDEX_DIR"]), log)
+    env = server_env(PAPERWIRE_INDEX_DIR=os.environ["PAPERWIRE_INDEX_DIR"])
+    logs = [tmp_path / "serve-a.log", tmp_path / "serve-b.log"]
+    nodes = [serve(url, env, logs[0])]
+    nodes.append(serve(url, env, logs[1]))
+    bases = [base for _, base in nodes]
     # A worker rides the outage out too: one line per pass while down, then back to work.
     worker_log = tmp_path / "worker.log"
     worker = subprocess.Popen(
         [sys.executable, "-m", "paperwire", "--db", url, "worker", "--interval", "0.5"],
         stdout=open(worker_log, "wb"), stderr=subprocess.STDOUT,
-        env=dict(server_env(PAPERWIRE_INDEX_DIR=os.environ["PAPERWIRE_INDEX_DIR"]), PAPERWIRE_SYNC_HOUR="23",
-                 PAPERWIRE_DIGEST_HOUR="23", PAPERWIRE_SECRET_KEY="k" * 32, PAPERWIRE_EMBEDDER="none"))
+        env=dict(env, PAPERWIRE_SYNC_HOUR="23", PAPERWIRE_DIGEST_HOUR="23", PAPERWIRE_SECRET_KEY="k" * 32,
+                 PAPERWIRE_EMBEDDER="none"))
     paths = ["/", "/api/daily_papers", f"/papers/{paper_id}", "/search?q=neural+networks",
              "/api/papers/search?q=learning", "/trending", "/readyz"]
-    answers: list[tuple[float, str, int, str | None, str]] = []
+    # (time, node, path, status, Retry-After, body)
+    answers: list[tuple[float, int, str, int, str | None, str]] = []
     lock = threading.Lock()
     stop = threading.Event()
 
     def hammer(offset: int) -> None:
-        with httpx.Client(base_url=base, timeout=60) as c:
+        node = offset % 2
+        with httpx.Client(base_url=bases[node], timeout=60) as c:
             i = offset
             while not stop.is_set():
                 path = paths[i % len(paths)]
                 i += 1
                 try:
                     r = c.get(path)
-                    got = (time.monotonic(), path, r.status_code, r.headers.get("retry-after"), r.text[:2000])
+                    got = (time.monotonic(), node, path, r.status_code, r.headers.get("retry-after"), r.text[:2000])
                 except httpx.HTTPError as exc:  # a refused connection would be a failure too
-                    got = (time.monotonic(), path, -1, None, repr(exc))
+                    got = (time.monotonic(), node, path, -1, None, repr(exc))
                 with lock:
                     answers.append(got)
 
-    threads = [threading.Thread(target=hammer, args=(k,), daemon=True) for k in range(3)]
+    threads = [threading.Thread(target=hammer, args=(k,), daemon=True) for k in range(4)]
+    scrapes, readies = [], []
     try:
         for t in threads:
             t.start()
         time.sleep(2)
         with lock:
-            assert answers and all(a[2] == 200 for a in answers), [a[:4] for a in answers if a[2] != 200][:5]
+            assert {a[1] for a in answers} == {0, 1}
+            assert all(a[3] == 200 for a in answers), [a[:5] for a in answers if a[3] != 200][:5]
         _pg_ctl(cluster, "-m", "fast", "stop")
         down_at = time.monotonic()
         time.sleep(4)
-        ready = httpx.get(base + "/readyz", timeout=30)
-        assert ready.status_code == 503 and ready.headers["retry-after"] == "5"
-        assert ready.json()["ready"] is False and ready.json()["store"] == "unreachable"
-        assert httpx.get(base + "/healthz", timeout=5).status_code == 200  # alive, and says so quickly
+        for base in bases:
+            ready = httpx.get(base + "/readyz", timeout=30)
+            assert ready.status_code == 503 and ready.headers["retry-after"] == "5"
+            assert ready.json()["ready"] is False and ready.json()["store"] == "unreachable"
+            assert httpx.get(base + "/healthz", timeout=5).status_code == 200  # alive, and says so quickly
         _pg_ctl(cluster, "start")
         up_at = time.monotonic()
-        while True:  # every path answers 200 again, by itself
+        while True:  # every path of both nodes answers 200 again, by itself
             with lock:
                 recent = [a for a in answers if a[0] > time.monotonic() - 0.5]
-            if len(recent) >= len(paths) and all(a[2] == 200 for a in recent):
+            if ({a[1] for a in recent} == {0, 1} and len(recent) >= 2 * len(paths)
+                    and all(a[3] == 200 for a in recent)):
                 break
-            assert time.monotonic() - up_at < 15, [a[:4] for a in recent]
+            assert time.monotonic() - up_at < 15, [a[:5] for a in recent]
             time.sleep(0.1)
         recovered_in = time.monotonic() - up_at
         time.sleep(1)
         stop.set()
         for t in threads:
             t.join(60)
-        scrape = samples(httpx.get(base + "/metrics", timeout=30).text)
-        ready = httpx.get(base + "/readyz", timeout=30)
+        for base in bases:
+            scrapes.append(samples(httpx.get(base + "/metrics", timeout=30).text))
+            readies.append(httpx.get(base + "/readyz", timeout=30))
         time.sleep(1.5)  # a few worker passes after the store came back
     finally:
         stop.set()
-        stop_server(proc)
+        for proc, _ in nodes:
+            stop_server(proc)
         worker.terminate()
         worker.wait(30)
     work = worker_log.read_text()
     assert worker.returncode == 0 and "worker stopped" in work, work[-3000:]
     assert "Traceback" not in work and "store unavailable, retrying next tick" in work, work[-3000:]
     assert "store reachable again" in work, work[-3000:]
-    output = log.read_text()
-    statuses = {a[2] for a in answers}
-    print(f"{len(answers)} answers, {sum(a[2] == 503 for a in answers)} of them 503, back {recovered_in:.2f} s "
-          f"after PostgreSQL started; server output:\n{output}")
-    assert statuses <= {200, 503}, [a[:4] for a in answers if a[2] not in (200, 503)][:5]
-    refused = [a for a in answers if a[2] == 503]
-    assert refused, "no request saw the store down"
-    assert all(a[3] == "5" for a in refused)
-    assert all(a[0] > down_at - 1 for a in refused)  # only during the outage
-    assert not any("Traceback" in a[4] or "psycopg" in a[4] for a in answers)
-    assert "Traceback" not in output and "Exception in ASGI" not in output, output[-3000:]
-    assert output.count("store unavailable, answering 503") == 1, output[-3000:]  # once per outage
-    assert output.count("store reachable again") == 1, output[-3000:]
-    # The banner, the two outage lines, and a line or two of other parts (the change follower
-    # says it polls meanwhile): no storm.
-    assert len(output.splitlines()) <= 6, output
+    statuses = {a[3] for a in answers}
+    print(f"{len(answers)} answers, {sum(a[3] == 503 for a in answers)} of them 503, back {recovered_in:.2f} s "
+          f"after PostgreSQL started")
+    assert statuses <= {200, 503}, [a[:5] for a in answers if a[3] not in (200, 503)][:5]
+    assert not any("Traceback" in a[5] or "psycopg" in a[5] for a in answers)
     assert recovered_in < 10
-    assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text
-    assert scrape[("paperwire_store_unavailable_responses_total", ())] == len(
-        [a for a in refused if a[1] != "/readyz"])
-    assert requests_of(scrape, "/api/daily_papers", "503") > 0 and requests_of(scrape, "/api/daily_papers", "200") > 0
-    assert scrape[("paperwire_index_lag_revisions", (("index", "tantivy"),))] == 0
+    for node, (log, scrape, ready) in enumerate(zip(logs, scrapes, readies)):
+        output = log.read_text()
+        print(f"node {node} output:\n{output}")
+        refused = [a for a in answers if a[3] == 503 and a[1] == node]
+        assert refused, f"no request to node {node} saw the store down"
+        assert all(a[4] == "5" for a in refused)
+        assert all(a[0] > down_at - 1 for a in refused)  # only during the outage
+        assert "Traceback" not in output and "Exception in ASGI" not in output, output[-3000:]
+        assert output.count("store unavailable, answering 503") == 1, output[-3000:]  # once per outage
+        assert output.count("store reachable again") == 1, output[-3000:]
+        # The banner, the two outage lines, and a line or two of other parts (the change follower
+        # says it polls meanwhile): no storm.
+        assert len(output.splitlines()) <= 6, output
+        assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text
+        assert scrape[("paperwire_store_unavailable_responses_total", ())] == len(
+            [a for a in refused if a[2] != "/readyz"])
+        assert requests_of(scrape, "/api/daily_papers", "503") > 0 and requests_of(scrape, "/api/daily_papers", "200") > 0
+        assert scrape[("paperwire_index_lag_revisions", (("index", "tantivy"),))] == 0
     assert scrape[("paperwire_store_up", ())] == 1
 
 

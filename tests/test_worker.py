@@ -120,3 +120,45 @@ def test_worker_command_runs_and_stops_on_sigterm(db_path, smtp):
     err = "".join(first_lines) + rest
     assert proc.returncode == 0 and "worker stopped" in err
     assert len(smtp.messages) == 1  # same period: nothing sent twice
+
+
+def test_a_worker_whose_lease_is_taken_over_stops_before_the_next_mail(conn, db_path, smtp, no_sync, monkeypatch):
+    """Presumed dead (its lease taken over while it was stuck), a worker stops at the next
+    safe point instead of racing the new owner; the rest of the period is sent once, by
+    the next owner."""
+    from paperwire.digest import send
+    from paperwire.store import jobs as job_rows
+
+    settings = make_settings(db_path, smtp.port, digest_hour=7, sync_hour=23, job_lease_s=0.9)
+    add_papers(conn, 6, now=MONDAY_6)
+    people = [f"r{i}@example.org" for i in range(4)]
+    for who in people:
+        activate(conn, settings, who, frequency="daily", top_n=2)
+    real = send._deliver_one
+    sent_before_takeover = []
+
+    def deliver_then_get_taken_over(conn_, settings_, session, row, *args):
+        real(conn_, settings_, session, row, *args)
+        if not sent_before_takeover:
+            sent_before_takeover.append(row["recipient"])
+            # The worker stalls (a long GC, a frozen VM) and another worker takes the job
+            # over; its heartbeat, every lease/3 s, finds the row no longer ours.
+            conn_.execute("UPDATE worker_jobs SET owner = 'worker-b' WHERE job = 'digest-daily'")
+            time.sleep(1.0)
+
+    monkeypatch.setattr(send, "_deliver_one", deliver_then_get_taken_over)
+    at = MONDAY_6.replace(hour=7, minute=1)
+    lines = worker.tick(conn, settings, at)
+    stopped = [l for l in lines if l.startswith("digest-daily daily:2026-11-23: lease taken over by another worker")]
+    assert len(stopped) == 1 and ", 1 sent," in stopped[0], lines  # the job stopped before its second mail
+    row = job_rows.get(conn, "digest-daily", "daily:2026-11-23")
+    assert row["owner"] == "worker-b" and row["state"] == "running"  # the outcome is not ours to write
+    # The rows it left are due ledger rows: the catch-all delivery pass of a tick (this one's,
+    # or any worker's) sends each once, whoever owns the job.
+    assert sorted(m.msg["To"] for m in smtp.messages) == sorted(people)
+    # worker-b dies too; once its lease has run out, the next tick finishes the period.
+    monkeypatch.setattr(send, "_deliver_one", real)
+    conn.execute("UPDATE worker_jobs SET lease_until = '2000-01-01T00:00:00Z' WHERE job = 'digest-daily'")
+    worker.tick(conn, settings, at)
+    assert sorted(m.msg["To"] for m in smtp.messages) == sorted(people)  # still each exactly once
+    assert job_rows.get(conn, "digest-daily", "daily:2026-11-23")["state"] == "done"

@@ -163,8 +163,13 @@ def _iso_in(seconds: float) -> str:
 def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "digest", *,
                 report: RunReport | None = None, wait_for_retries: bool = True,
                 resend_in_doubt: bool = False, lock_timeout: float = 0.0, locked: bool = False,
-                frequency: str | None = None, sleep: Callable[[float], None] = time.sleep) -> RunReport:
+                frequency: str | None = None, sleep: Callable[[float], None] = time.sleep,
+                stop: Callable[[], bool] | None = None) -> RunReport:
     """Deliver every due ledger row of ``kind`` over one reused SMTP connection.
+
+    ``stop`` is asked before each mail (a safe point: nothing of that row is written
+    yet); when it says True the run ends there and the rows left stay due for whoever
+    runs next. The worker passes its lease's "taken over" flag.
 
     ``frequency`` (daily/weekly) limits a digest run to the rows of that
     frequency's periods, so each run's report counts only its own mail; None
@@ -180,7 +185,8 @@ def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "diges
     if not locked:
         with delivery_lock(settings, kind, lock_timeout):
             return deliver_due(conn, settings, kind, report=report, wait_for_retries=wait_for_retries,
-                               resend_in_doubt=resend_in_doubt, locked=True, frequency=frequency, sleep=sleep)
+                               resend_in_doubt=resend_in_doubt, locked=True, frequency=frequency, sleep=sleep,
+                               stop=stop)
     crash = CrashHook("PAPERWIRE_DIGEST_CRASH_AT")
     prefix = f"{frequency}:" if frequency else None  # period keys are "daily:..." / "weekly:..."
     if resend_in_doubt:
@@ -202,6 +208,9 @@ def deliver_due(conn: sqlite3.Connection, settings: Settings, kind: str = "diges
                 sleep(max(wait, 0.0) + 0.01)
                 continue
             for row in rows:
+                if stop is not None and stop():
+                    report.notes.append("stopped before the next mail: the job's lease was taken over")
+                    return report
                 if not _still_wanted(conn, row):
                     with transaction(conn):
                         sql.mark_send(conn, row["id"], "failed", utc_iso(), error="cancelled before delivery")
@@ -339,11 +348,11 @@ def _fail(conn, row: dict, error: str, report: RunReport, *, permanent: bool = F
 
 def run_digests(conn: sqlite3.Connection, settings: Settings, frequency: str, *, now: datetime | None = None,
                 deliver: bool = True, wait_for_retries: bool = True, resend_in_doubt: bool = False,
-                lock_timeout: float = 0.0) -> RunReport:
+                lock_timeout: float = 0.0, stop: Callable[[], bool] | None = None) -> RunReport:
     """Compose the period's digests for ``frequency`` (daily/weekly) and deliver them.
 
     Safe to run from cron as often as wanted: each subscriber gets one digest per
-    period; a killed run is finished by the next one.
+    period; a killed run is finished by the next one. ``stop``: see :func:`deliver_due`.
     """
     now = now or datetime.now(timezone.utc)
     report = RunReport(frequency=frequency)
@@ -354,7 +363,7 @@ def run_digests(conn: sqlite3.Connection, settings: Settings, frequency: str, *,
         if deliver:
             # Only this frequency's rows: the report of a daily run must not count weekly mail.
             deliver_due(conn, settings, "digest", report=report, wait_for_retries=wait_for_retries,
-                        resend_in_doubt=resend_in_doubt, locked=True, frequency=frequency)
+                        resend_in_doubt=resend_in_doubt, locked=True, frequency=frequency, stop=stop)
     return report
 
 
