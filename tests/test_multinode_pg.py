@@ -153,7 +153,7 @@ def test_a_new_then_changed_paper_shows_on_both_nodes_within_5_s(instance):
     for version, word in ((1, "Zeolite"), (2, "Perovskite")):
         rec.write_text(record(version, f"{word} membranes for phonon transport"))
         cli(db, "import", str(rec), env=env)
-        cli(db, "index", env=env)  # the indexer embeds it and precomputes its similar list
+        cli(db, "index", "--embedder", "fake", env=env)  # embeds it (as the instance was) and precomputes its similar list
         for node in nodes:
             seen, took = _poll(lambda node=node: all(views(node, word).values()), 5, step=0.1)
             assert seen, (node.url, version, views(node, word), f"{took:.1f} s")
