@@ -19,8 +19,9 @@ from paperwire.store.db import connect
 
 
 @pytest.fixture
-def db(tmp_path):
-    conn = connect(tmp_path / "d.db")
+def db(store_target):
+    """Two papers and four accounts, on each engine (the discussion tables are written once)."""
+    conn = connect(store_target)
     import_records(conn, [PaperRecord(title=f"Paper {i}", abstract="About things.", source="test",
                                       arxiv_id=f"2401.0000{i}", authors=["A"], categories=["cs.LG"],
                                       published="2024-01-01T00:00:00Z") for i in (1, 2)])

@@ -436,3 +436,37 @@ def test_lastrowid_inside_and_outside_transactions(engine_conn):
     rows = c.execute("SELECT id, message FROM mail_outbox ORDER BY id").fetchall()
     assert [r["id"] for r in rows] == [first, second] and bytes(rows[0]["message"]) == b"bytes\x00"
     assert meta.get_meta(c, "k") == "v"
+
+
+def test_admin_user_search_ignores_case_and_escapes_patterns(engine_conn):
+    """The admin page's user search over the NOCASE username and e-mail columns (PostgreSQL
+    refuses ILIKE under their nondeterministic collation: they are matched under "binary")."""
+    from paperwire.store import accounts, profiles
+
+    for name in ("Alice_Smith", "alicesmith", "bob"):
+        accounts.create_user(engine_conn, name, f"{name.lower()}@Example.org", "x")
+    assert [u["username"] for u in profiles.users_page(engine_conn, "ALICE")] == ["alicesmith", "Alice_Smith"]
+    assert [u["username"] for u in profiles.users_page(engine_conn, "e_s")] == ["Alice_Smith"]  # "_" is literal
+    assert [u["username"] for u in profiles.users_page(engine_conn, "EXAMPLE.ORG")] == ["bob", "alicesmith",
+                                                                                       "Alice_Smith"]
+    assert profiles.users_page(engine_conn, "%") == []
+
+
+def test_a_nul_byte_is_refused_before_postgresql_sees_it(engine_conn, store_target):
+    """PostgreSQL text holds no NUL byte: the statement is refused up front (TextRefused, a
+    ValueError) and the open transaction stays usable; SQLite keeps such text as it is."""
+    from paperwire.store.db import transaction
+    from paperwire.store.dialect import TextRefused, is_url
+    from paperwire.store.papers import get_paper
+
+    if not is_url(store_target):
+        assert get_paper(engine_conn, "07\x0004.0001") is None
+        return
+    with transaction(engine_conn):
+        engine_conn.execute("INSERT INTO meta (key, value) VALUES ('nul-test', 'before')")
+        with pytest.raises(TextRefused, match="NUL"):
+            get_paper(engine_conn, "07\x0004.0001")
+        with pytest.raises(TextRefused):
+            engine_conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("a", "b\x00")])
+        engine_conn.execute("UPDATE meta SET value = 'after' WHERE key = 'nul-test'")
+    assert engine_conn.execute("SELECT value FROM meta WHERE key = 'nul-test'").fetchone()[0] == "after"

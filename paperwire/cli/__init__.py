@@ -25,10 +25,13 @@ class _PaperwireGroup(click.Group):
     ``serve`` and ``worker`` open it before their loops, a command may lose it midway)."""
 
     def invoke(self, ctx: click.Context):
+        from paperwire.store.dialect import TextRefused
         from paperwire.store.health import store_down_reason
 
         try:
             return super().invoke(ctx)
+        except TextRefused as exc:  # a NUL byte in an argument, on PostgreSQL
+            fail(str(exc))
         except Exception as exc:
             reason = store_down_reason(exc)  # the one test of "unreachable or busy" (also the web's 503)
             if reason is None:

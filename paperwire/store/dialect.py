@@ -46,6 +46,19 @@ class StoreUnavailable(RuntimeError):
     """
 
 
+class TextRefused(ValueError):
+    """A text parameter holds a NUL byte: PostgreSQL can neither store nor compare one (SQLite
+    can). Raised before the statement is sent, so an open transaction stays usable; the web
+    answers 400, the CLI one line."""
+
+
+def _refuse_nul(params) -> None:
+    values = params.values() if isinstance(params, dict) else params
+    for v in values:
+        if isinstance(v, str) and "\x00" in v:
+            raise TextRefused("text with a NUL byte (\\x00) is not accepted")
+
+
 def is_url(db: object) -> bool:
     """Whether ``db`` (a ``--db`` value) names a PostgreSQL server rather than a file."""
     return isinstance(db, str) and db.lower().startswith(URL_SCHEMES)
@@ -189,6 +202,7 @@ _BEGIN = re.compile(r"^\s*BEGIN(\s+(IMMEDIATE|DEFERRED|EXCLUSIVE))?(\s+TRANSACTI
 _PARAM_IS_NULL = re.compile(r"(?<![\w)])\?\s+IS\s+(NOT\s+)?NULL\b", re.I)
 _WHEN_PARAM = re.compile(r"\bWHEN\s+\?\s+THEN\b", re.I)
 _LEADING_COMMENTS = re.compile(r"^(\s*--[^\n]*(\n|$))+")
+_GROUP_CONCAT = re.compile(r"\bGROUP_CONCAT\(\s*([\w.]+)\s*,\s*('(?:[^']|'')*')\s*\)", re.I)
 _PK_CACHE: dict[str, tuple[str, ...]] = {}
 
 
@@ -239,6 +253,8 @@ def _translate(sql: str, with_params: bool) -> str | None:
         return "BEGIN"
     # SQLite takes any integer as a condition; PostgreSQL wants a boolean.
     sql = _WHEN_PARAM.sub("WHEN (?)::int <> 0 THEN", sql)
+    # SQLite's GROUP_CONCAT(column, 'separator') is PostgreSQL's string_agg.
+    sql = _GROUP_CONCAT.sub(lambda m: f"string_agg(({m.group(1)})::text, {m.group(2)})", sql)
     # A bare parameter tested for NULL has no type for the server to infer.
     sql = _PARAM_IS_NULL.sub(lambda m: "(?)::text IS " + (m.group(1) or "") + "NULL", sql)
     m = _INSERT_OR.match(sql)
@@ -384,6 +400,8 @@ class PgConnection:
         import psycopg
 
         has = bool(params)
+        if has:
+            _refuse_nul(params)
         q = _translate(sql, has)
         if q is None:
             return _EmptyCursor()
@@ -400,6 +418,8 @@ class PgConnection:
         import psycopg
 
         rows = [list(p) if not isinstance(p, dict) else p for p in seq]
+        for row in rows:
+            _refuse_nul(row)
         cur = self.raw.cursor()
         if not rows:
             return cur

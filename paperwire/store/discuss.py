@@ -127,7 +127,9 @@ def open_reports(conn: sqlite3.Connection, limit: int = 200) -> list[dict]:
         "(SELECT 1 FROM user_bans b WHERE b.user_id = c.user_id) AS banned "
         "FROM comment_reports r JOIN comments c ON c.id = r.comment JOIN papers p ON p.id = c.paper "
         "LEFT JOIN users u ON u.id = c.user_id WHERE r.resolved_at IS NULL "
-        "GROUP BY c.id ORDER BY reports DESC, first_report LIMIT ?", (limit,)).fetchall()
+        # Every selected column grouped: PostgreSQL allows no others (SQLite takes any).
+        "GROUP BY c.id, c.raw, c.html, c.hidden, c.deleted_at, c.created_at, c.user_id, u.username, p.paper_id, "
+        "p.title ORDER BY reports DESC, first_report LIMIT ?", (limit,)).fetchall()
     return [dict(r) for r in rows]
 
 

@@ -116,7 +116,9 @@ def users_page(conn: sqlite3.Connection, q: str = "", limit: int = 200) -> list[
     rows = conn.execute(
         "SELECT u.id, u.username, u.email, u.is_admin, u.created_at, b.reason AS ban_reason, "
         "b.created_at AS banned_at FROM users u LEFT JOIN user_bans b ON b.user_id = u.id "
-        "WHERE u.username LIKE ? ESCAPE '\\' OR u.email LIKE ? ESCAPE '\\' ORDER BY u.id DESC LIMIT ?",
+        # NOCASE columns: pattern-match them under "binary" (migration m0801; LIKE ignores case anyway).
+        "WHERE u.username COLLATE \"binary\" LIKE ? ESCAPE '\\' OR u.email COLLATE \"binary\" LIKE ? ESCAPE '\\' "
+        "ORDER BY u.id DESC LIMIT ?",
         (like, like, limit)).fetchall()
     return [dict(r) for r in rows]
 

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paperwire import __version__
+from paperwire.store.dialect import TextRefused
 from paperwire.settings import Settings
 from paperwire.web import security
 from paperwire.web.context import (HERE, JSONResponse, WebState, cache_key, cached_item, item_response, render,
@@ -161,6 +162,13 @@ def create_app(settings: Settings, *, demo: bool = False, cache: bool = True) ->
         if _is_api(request):
             return JSONResponse({"error": message, "detail": jsonable(exc.errors())}, status_code=422)
         return render(request, "error.html", {"title": "Invalid request", "message": message}, status=422)
+
+    @app.exception_handler(TextRefused)
+    async def refused_text(request: Request, exc: TextRefused):
+        message = "Text with a NUL byte (\\x00) is not accepted."
+        if _is_api(request):
+            return JSONResponse({"error": message}, status_code=400)
+        return render(request, "error.html", {"title": "Invalid request", "message": message}, status=400)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception):
