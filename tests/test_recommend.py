@@ -14,6 +14,22 @@ from paperwire.recommend import engine, model
 from recommend_support import PER_TOPIC, build, make_user, paper_id
 
 
+# The For-you tables are written once for both engines: every test here runs on each.
+@pytest.fixture
+def db_path(store_target):
+    """The store the CLI and the settings are given: a SQLite file, then a PostgreSQL URL."""
+    return store_target
+
+
+@pytest.fixture
+def conn(db_path):
+    from paperwire.store.db import connect
+
+    c = connect(db_path)
+    yield c
+    c.close()
+
+
 @pytest.fixture
 def store(conn):
     engine.clear_cache()

@@ -200,10 +200,11 @@ def paper_texts(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[tuple[s
 
 def window_categories(conn: sqlite3.Connection, since: str | None, until: str | None) -> list[tuple[int, str]]:
     """(rowid, category) of every visible paper listed in the window. CROSS JOIN keeps SQLite
-    walking the window (feed_date index) first: a big category has far more papers than a window."""
+    walking the window (feed_date index) first: a big category has far more papers than a window.
+    (The join condition sits in WHERE: PostgreSQL takes no ON after CROSS JOIN.)"""
     rows = conn.execute(
-        "SELECT t.paper, t.category FROM papers p CROSS JOIN paper_categories t ON t.paper = p.id "
-        "WHERE p.hidden = 0 AND p.feed_date >= ? AND p.feed_date <= ?",
+        "SELECT t.paper, t.category FROM papers p CROSS JOIN paper_categories t "
+        "WHERE t.paper = p.id AND p.hidden = 0 AND p.feed_date >= ? AND p.feed_date <= ?",
         (since or "0000-00-00", until or "9999-12-31"),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
