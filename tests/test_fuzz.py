@@ -369,7 +369,7 @@ def test_the_fuzzer_sees_a_real_reflection():
 
 # Text PostgreSQL refuses or reads specially where SQLite does not: a NUL byte (no text
 # value may hold one), invalid UTF-8, LIKE and regex metacharacters, an out-of-range integer.
-PG_HOSTILE = ["a\x00b", "\x00", "%ED%A0%80", "%_\\*(", "9223372036854775808", "-9223372036854775809"]
+PG_HOSTILE = ["a\x00b", "%ED%A0%80", "%_\\*(", "-9223372036854775809"]
 
 
 @pytest.mark.slow
