@@ -26,7 +26,6 @@ cached string lookup per statement; see BENCHMARKS.md ("store engines").
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from functools import lru_cache
@@ -34,6 +33,9 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
 from paperwire.store import pgpool
+# The SQL rewrites (store/sqltranslate.py); translate and translate_ddl are public here too.
+from paperwire.store.sqltranslate import (  # noqa: F401
+    _PK_CACHE, _load_primary_keys, _translate, translate, translate_ddl)
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 POOL_MAX = 8  # connections per process and URL; web workers are separate processes
@@ -191,121 +193,6 @@ def _cursor_class():
                 return None
 
     return PgCursor
-
-
-# ---------------------------------------------------------------- SQL translation
-
-_TOKEN = re.compile(r"""(?-i:\bIN\s+[A-Za-z_]\w*\b(?!\s*[(.]))|\bX'[0-9A-Fa-f]*'|'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|\?|(?<!:):[A-Za-z_]\w*|%|\bLIKE\b""", re.I)
-_INSERT_OR = re.compile(r"^\s*INSERT\s+OR\s+(IGNORE|REPLACE)\s+INTO\s+(\w+)\s*(\(([^)]*)\))?", re.I | re.S)
-_RETURNING = re.compile(r"\bRETURNING\b(?=(?:[^']*'[^']*')*[^']*$)", re.I)
-_BEGIN = re.compile(r"^\s*BEGIN(\s+(IMMEDIATE|DEFERRED|EXCLUSIVE))?(\s+TRANSACTION)?\s*;?\s*$", re.I)
-_PARAM_IS_NULL = re.compile(r"(?<![\w)])\?\s+IS\s+(NOT\s+)?NULL\b", re.I)
-_WHEN_PARAM = re.compile(r"\bWHEN\s+\?\s+THEN\b", re.I)
-_LEADING_COMMENTS = re.compile(r"^(\s*--[^\n]*(\n|$))+")
-_GROUP_CONCAT = re.compile(r"\bGROUP_CONCAT\(\s*([\w.]+)\s*,\s*('(?:[^']|'')*')\s*\)", re.I)
-_PK_CACHE: dict[str, tuple[str, ...]] = {}
-
-
-def _placeholders(sql: str, with_params: bool) -> str:
-    def sub(m: re.Match) -> str:
-        tok = m.group(0)
-        if tok[:2] == "IN":  # SQLite's "x IN table_name"
-            return f"IN (SELECT * FROM {tok[2:].strip()})"
-        if tok[0] in "Xx" and tok[1:2] == "'":
-            return "'\\x" + tok[2:] + "::bytea"  # SQLite's blob literal X'..'
-        if tok[0] in "'\"-":
-            return tok
-        if tok.upper() == "LIKE":
-            return "ILIKE"
-        if not with_params:
-            return tok
-        if tok == "?":
-            return "%s"
-        if tok == "%":
-            return "%%"
-        return f"%({tok[1:]})s"
-
-    return _TOKEN.sub(sub, sql)
-
-
-def _upsert(sql: str, m: re.Match, pk_of) -> str:
-    kind, table, cols = m.group(1).upper(), m.group(2), m.group(4)
-    body = "INSERT INTO " + table + (f" ({cols})" if cols else "") + sql[m.end():]
-    if kind == "IGNORE" or not cols:
-        clause = " ON CONFLICT DO NOTHING"
-    else:
-        pk = pk_of(table)
-        rest = [c.strip() for c in cols.split(",") if c.strip() not in pk]
-        clause = (f" ON CONFLICT ({', '.join(pk)}) DO "
-                  + (f"UPDATE SET {', '.join(f'{c}=EXCLUDED.{c}' for c in rest)}" if rest else "NOTHING"))
-    ret = _RETURNING.search(body)
-    if ret:
-        return body[: ret.start()].rstrip() + clause + " " + body[ret.start():]
-    return body.rstrip().rstrip(";") + clause
-
-
-@lru_cache(maxsize=4096)
-def _translate(sql: str, with_params: bool) -> str | None:
-    sql = _LEADING_COMMENTS.sub("", sql)
-    if sql.lstrip()[:6].upper() == "PRAGMA":
-        return None
-    if _BEGIN.match(sql):
-        return "BEGIN"
-    # SQLite takes any integer as a condition; PostgreSQL wants a boolean.
-    sql = _WHEN_PARAM.sub("WHEN (?)::int <> 0 THEN", sql)
-    # SQLite's GROUP_CONCAT(column, 'separator') is PostgreSQL's string_agg.
-    sql = _GROUP_CONCAT.sub(lambda m: f"string_agg(({m.group(1)})::text, {m.group(2)})", sql)
-    # A bare parameter tested for NULL has no type for the server to infer.
-    sql = _PARAM_IS_NULL.sub(lambda m: "(?)::text IS " + (m.group(1) or "") + "NULL", sql)
-    m = _INSERT_OR.match(sql)
-    if m:
-        sql = _upsert(sql, m, _primary_key)
-    return _placeholders(sql, with_params)
-
-
-def translate(sql: str, with_params: bool = True) -> str | None:
-    """The PostgreSQL spelling of a store statement (None: nothing to run, e.g. a PRAGMA)."""
-    return _translate(sql, with_params)
-
-
-def _primary_key(table: str) -> tuple[str, ...]:
-    pk = _PK_CACHE.get(table.lower())
-    if pk is None:
-        raise LookupError(f"INSERT OR REPLACE into {table}: primary key unknown (no PostgreSQL connection seen it)")
-    return pk
-
-
-def _load_primary_keys(raw) -> None:
-    rows = raw.execute(
-        "SELECT tc.table_name, kcu.column_name FROM information_schema.table_constraints tc "
-        "JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name "
-        "AND kcu.table_schema = tc.table_schema "
-        "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = current_schema() "
-        "ORDER BY tc.table_name, kcu.ordinal_position"
-    ).fetchall()
-    found: dict[str, list[str]] = {}
-    for table, col in rows:
-        found.setdefault(table, []).append(col)
-    _PK_CACHE.update({t: tuple(c) for t, c in found.items()})
-
-
-_DDL_RULES = (
-    (re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\b", re.I), "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
-    (re.compile(r"\)\s*WITHOUT\s+ROWID", re.I), ")"),
-    (re.compile(r"\bREAL\b", re.I), "DOUBLE PRECISION"),
-    (re.compile(r"\bBLOB\b", re.I), "BYTEA"),
-)
-
-
-def translate_ddl(statement: str) -> str | None:
-    """A migration statement for PostgreSQL; None for SQLite-only objects (FTS5 tables,
-    their triggers), which have a PostgreSQL counterpart outside the schema or none."""
-    head = re.sub(r"--[^\n]*", "", statement).strip().upper()
-    if head.startswith(("CREATE VIRTUAL TABLE", "CREATE TRIGGER", "PRAGMA")) or "FTS5" in head:
-        return None
-    for pattern, repl in _DDL_RULES:
-        statement = pattern.sub(repl, statement)
-    return statement
 
 
 # ---------------------------------------------------------------- connections and pools
