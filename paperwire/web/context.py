@@ -149,6 +149,17 @@ def conn(request: Request):
     return state(request).conn()
 
 
+def dismissed_of(db_conn, user: dict) -> set[int]:
+    """The reader's "not interested" row ids, read once per request: memoised on the
+    request's user dict, which the feed filters and every card's button share."""
+    gone = user.get("_dismissed")
+    if gone is None:
+        from paperwire import recommend
+
+        gone = user["_dismissed"] = recommend.dismissed(db_conn, user["id"])
+    return gone
+
+
 def current_user(request: Request) -> dict | None:
     """The signed-in user (looked up once per request)."""
     if "user" in request.state._state:

@@ -23,7 +23,7 @@ from paperwire import recommend as rec
 from paperwire.recommend import mail_links
 from paperwire.web.account_routes import csrf_failed, safe_next
 from paperwire.web.context import api_error as _err, api_reader as _reader, api_writer as _writer
-from paperwire.web.context import (JSONResponse, check_csrf, conn, current_user, render, state)
+from paperwire.web.context import (JSONResponse, check_csrf, conn, current_user, dismissed_of, render, state)
 from paperwire.web.pages import error_page
 
 router = APIRouter()
@@ -356,13 +356,9 @@ def install(app, st) -> None:
         return (kind, value) in cache
 
     def dismissed(user, rowid) -> bool:
-        # The reader's "not interested" set, once per request (memoised on the user dict).
         if not user or not isinstance(user, dict) or not isinstance(rowid, int):
             return False
-        cache = user.get("_dismissed")
-        if cache is None:
-            cache = user["_dismissed"] = rec.dismissed(st.conn(), user["id"])
-        return rowid in cache
+        return rowid in dismissed_of(st.conn(), user)
 
     def undo_paper(user, request):
         # The paper named by ``?dismissed=`` after a "Not interested" click, while it is

@@ -17,8 +17,8 @@ from paperwire.export import to_bibtex
 from paperwire.store import accounts
 from paperwire.store import papers as store
 from paperwire.web import hf, periods, searching
-from paperwire.web.context import (cached_page, cached_search, conn, current_user, json_response, render, state,
-                                   wants_json)
+from paperwire.web.context import (cached_page, cached_search, conn, current_user, dismissed_of, json_response,
+                                   render, state, wants_json)
 
 router = APIRouter()
 PAGE_SIZE = 30
@@ -51,11 +51,7 @@ def _without_dismissed(request: Request, papers: list[dict]) -> tuple[list[dict]
     user = current_user(request)
     if not user:
         return papers, 0
-    gone = user.get("_dismissed")
-    if gone is None:  # memoised on the request's user, as the cards' fy_dismissed reads it
-        from paperwire import recommend
-
-        gone = user["_dismissed"] = recommend.dismissed(conn(request), user["id"])
+    gone = dismissed_of(conn(request), user)
     if not gone:
         return papers, 0
     kept = [p for p in papers if p["id"] not in gone]
