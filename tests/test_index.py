@@ -23,11 +23,15 @@ def test_first_build_then_nothing_to_do(conn):
     emb = FakeEmbedder()
     r1 = update_index(conn, embedder=emb)
     assert r1["lexical"]["indexed"] == 8
-    assert r1["embeddings"]["embedded"] == 8 and emb.texts_encoded == 8
+    # The paper texts, then each abstract's passages (sentences).
+    assert r1["passages"]["papers"] == 8 and r1["passages"]["passages"] >= 8
+    assert r1["embeddings"]["embedded"] == 8 and emb.texts_encoded == 8 + r1["passages"]["passages"]
     assert r1["similar"]["computed"] == 8
+    n1 = emb.texts_encoded
     r2 = update_index(conn, embedder=emb)
     assert r2["lexical"]["indexed"] == 0 and r2["embeddings"]["embedded"] == 0
-    assert r2["similar"]["computed"] == 0 and emb.texts_encoded == 8
+    assert r2["passages"] == {"papers": 0, "passages": 0}
+    assert r2["similar"]["computed"] == 0 and emb.texts_encoded == n1
 
 
 def test_changed_abstract_reindexes_only_that_paper(conn):
@@ -41,7 +45,8 @@ def test_changed_abstract_reindexes_only_that_paper(conn):
     assert rep.updated == 1
     r = update_index(conn, embedder=emb)
     assert r["lexical"]["indexed"] == 1
-    assert r["embeddings"]["embedded"] == 1 and emb.texts_encoded == before + 1
+    assert r["passages"]["papers"] == 1
+    assert r["embeddings"]["embedded"] == 1 and emb.texts_encoded == before + 1 + r["passages"]["passages"]
     assert r["similar"]["computed"] == 1
     assert [h.paper_id for h in search(conn, "quasar helium", mode="lexical").hits] == ["2104.00007"]
     assert search(conn, "halos spiral", mode="lexical").hits == []
@@ -166,8 +171,10 @@ def test_sigkill_during_index_then_rerun_completes(db_path, tmp_path):
     partial = conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
     assert 0 < partial < 400
     emb = FakeEmbedder(name="fake-64")
-    update_index(conn, embedder=emb)
-    assert emb.texts_encoded == 400 - partial  # committed work is not redone
+    rerun = update_index(conn, embedder=emb)
+    # Committed work is not redone (the passages come after every paper vector).
+    assert emb.texts_encoded == 400 - partial + rerun["passages"]["passages"]
+    assert rerun["passages"]["papers"] == 400
     assert sql.count_indexed(conn) == 400
     assert conn.execute("SELECT COUNT(*) FROM search_fts").fetchone()[0] == 400
     assert conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 400

@@ -85,3 +85,34 @@ def test_search_batch(cdb, tmp_path):
     bad.write_text('{"_id": "q1"}\n')
     r = run("--db", cdb, "search", "--batch", str(bad))
     assert r.exit_code == 1 and "bad.jsonl:1" in r.stderr
+
+
+def test_index_no_passages_then_passages(cdb):
+    r = run("--db", cdb, "index", "--embedder", "fake", "--no-passages")
+    assert r.exit_code == 0, r.output
+    assert "passages:" not in r.output and "8 embedded" in r.output
+    c = connect(cdb)
+    assert c.execute("SELECT COUNT(*) FROM passage_vectors").fetchone()[0] == 0
+    r = run("--db", cdb, "index", "--embedder", "fake")
+    assert r.exit_code == 0 and "0 embedded" in r.output
+    assert "embedded for 8 papers" in r.output  # the paper vectors are cached, the passages are new
+    assert c.execute("SELECT COUNT(*) FROM passage_vectors").fetchone()[0] == 8
+    c.close()
+
+
+def test_index_prune_drops_vectors_of_edited_texts(cdb):
+    assert run("--db", cdb, "index", "--embedder", "fake").exit_code == 0
+    from tests.search_support import CORPUS
+
+    rows = [dict(r) for r in CORPUS]
+    rows[2] = dict(rows[2], abstract=rows[2]["abstract"] + " An edited last sentence, long enough to be its own passage.")
+    c = connect(cdb)
+    assert load_corpus(c, rows).updated == 1
+    c.close()
+    r = run("--db", cdb, "index", "--embedder", "fake", "--prune")
+    assert r.exit_code == 0, r.output
+    assert "pruned: 1 paper vectors, 1 papers' passages" in r.output
+    c = connect(cdb)
+    assert c.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 8
+    assert c.execute("SELECT COUNT(*) FROM passage_vectors").fetchone()[0] == 8
+    c.close()

@@ -26,10 +26,13 @@ def _embedder_arg(name: str | None):
 @click.command("index")
 @click.option("--embedder", default=None, help="Embedding backend: auto (default), onnx, torch, fake.")
 @click.option("--lexical-only", is_flag=True, help="Build only the lexical index (no embeddings, no similar lists).")
+@click.option("--no-passages", is_flag=True,
+              help="Skip the sentence vectors of passage scoring (also PAPERWIRE_PASSAGES=0): about half the embedding CPU.")
+@click.option("--prune", is_flag=True, help="Also delete stored vectors of texts no paper has any more (edited abstracts).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def index_cmd(ctx, embedder, lexical_only, no_progress, as_json):
+def index_cmd(ctx, embedder, lexical_only, no_passages, prune, no_progress, as_json):
     """Build or update the search indexes (only new and changed papers are processed).
 
     Safe to interrupt and rerun: finished batches are kept, the rest is redone.
@@ -38,7 +41,12 @@ def index_cmd(ctx, embedder, lexical_only, no_progress, as_json):
 
     emb = None if lexical_only else _embedder_arg(embedder)
     report = update_index(ctx.conn, embedder=emb, progress=not no_progress and sys.stderr.isatty(),
-                          semantic=not lexical_only)
+                          semantic=not lexical_only, passages=False if no_passages else None)
+    if prune:
+        from paperwire.store.embeddings import prune_embeddings
+        from paperwire.store.passages import prune_passages
+
+        report["pruned"] = {"vectors": prune_embeddings(ctx.conn), "passages": prune_passages(ctx.conn)}
     if as_json:
         echo_json(report)
         return
@@ -48,6 +56,11 @@ def index_cmd(ctx, embedder, lexical_only, no_progress, as_json):
         e, s = report["embeddings"], report["similar"]
         click.echo(f"embeddings [{report['model']}]: {e['embedded']} embedded, {e['cached']} from cache")
         click.echo(f"similar: {s['computed']} lists computed, {s['inserted_into_others']} lists updated")
+    if "passages" in report:
+        p = report["passages"]
+        click.echo(f"passages: {p['passages']} embedded for {p['papers']} papers")
+    if prune:
+        click.echo(f"pruned: {report['pruned']['vectors']} paper vectors, {report['pruned']['passages']} papers' passages")
     for note in report["notes"]:
         click.echo(f"note: {note}", err=True)
     click.echo(f"done in {report['seconds']:.1f}s")

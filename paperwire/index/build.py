@@ -1,6 +1,6 @@
 """``update_index``: bring the search indexes up to date with the store, incrementally.
 
-Three steps, each resumable:
+Four steps, each resumable:
 
 1. lexical: papers written since the last indexed store revision are (re)indexed in
    FTS5 if their indexed text (title, abstract, authors, categories) changed;
@@ -8,7 +8,9 @@ Three steps, each resumable:
    embedded (the cache is keyed by content hash, so unchanged text is never embedded
    twice, even across databases rebuilt from the same data);
 3. similar papers: papers whose neighbour list is missing or was computed for other
-   text get a fresh top-k list, and are inserted into their neighbours' lists.
+   text get a fresh top-k list, and are inserted into their neighbours' lists;
+4. passages: each abstract's sentences embedded for passage-level scoring
+   (:mod:`paperwire.index.passages`), keyed by content hash like the paper vectors.
 
 Every batch is its own transaction and the "done up to revision R" marks move only
 after a step finishes, so a run killed at any point (SIGKILL included) is resumed by
@@ -104,46 +106,72 @@ def update_lexical(conn: sqlite3.Connection, *, progress: bool = False) -> dict:
     return stats
 
 
+def texts_missing(conn, state_key: str, missing_of) -> tuple[dict[str, tuple[str, str]], int, int | None]:
+    """Papers written since the revision mark ``state_key`` whose text ``missing_of(hashes)``
+    says is not stored yet: ``({content_hash: (title, abstract)}, papers already stored,
+    the store revision to move the mark to)``; the revision is None when nothing was written."""
+    since = int(sql.get_state(conn, state_key, "0"))
+    upto = sql.store_rev(conn)
+    todo: dict[str, tuple[str, str]] = {}
+    cached = after = 0
+    if upto <= since:
+        return todo, cached, None
+    while True:
+        rows = sql.papers_changed_between(conn, since, upto, after, 5000)
+        if not rows:
+            break
+        after = rows[-1]["id"]
+        missing = set(missing_of([r["content_hash"] for r in rows]))
+        for r in rows:
+            h = r["content_hash"]
+            if h in missing:
+                todo.setdefault(h, (r["title"], r["abstract"]))
+            else:
+                cached += 1
+    return todo, cached, upto
+
+
 def update_embeddings(conn: sqlite3.Connection, embedder, *, progress: bool = False) -> dict:
     """Embed papers whose current text has no cached vector for this embedder."""
     from paperwire.index.embeddings import paper_text
 
     model = embedder.name
     key = f"embed_rev:{model}"
-    since = int(sql.get_state(conn, key, "0"))
-    upto = sql.store_rev(conn)
     stats = {"embedded": 0, "cached": 0}
-    if upto <= since:
+    todo, stats["cached"], upto = texts_missing(conn, key, lambda hashes: emb_store.missing_hashes(conn, model, hashes))
+    if upto is None:
         return stats
-    # Candidate papers: written since the last run; of those, texts not in the cache.
-    todo: dict[str, tuple[str, str]] = {}
-    after = 0
-    while True:
-        rows = sql.papers_changed_between(conn, since, upto, after, 5000)
-        if not rows:
-            break
-        after = rows[-1]["id"]
-        missing = set(emb_store.missing_hashes(conn, model, [r["content_hash"] for r in rows]))
-        for r in rows:
-            h = r["content_hash"]
-            if h in missing and h not in todo:
-                todo[h] = (r["title"], r["abstract"])
-            elif h not in missing:
-                stats["cached"] += 1
-    bar = _progress(len(todo), f"embed {model}", progress)
-    items = list(todo.items())
-    for i in range(0, len(items), EMBED_BATCH):
-        part = items[i : i + EMBED_BATCH]
+
+    def embed(part) -> None:
         vecs = embedder.encode([paper_text(t, a) for _, (t, a) in part])
         emb_store.put_embeddings(conn, model, [h for h, _ in part], vecs)
         stats["embedded"] += len(part)
-        if bar:
-            bar.update(len(part))
-    if bar:
-        bar.close()
-    with transaction(conn):
-        sql.set_state(conn, key, upto)
+
+    run_batches(conn, list(todo.items()), EMBED_BATCH, embed, desc=f"embed {model}", progress=progress,
+                state_key=key, upto=upto)
     return stats
+
+
+def run_batches(conn, items: list, size: int, handle, *, desc: str, progress: bool, state_key: str, upto: int,
+                stop=None) -> bool:
+    """``handle(batch)`` for each ``size`` items (each batch commits its own work), with a
+    progress bar; then the state mark ``state_key`` moves to revision ``upto``. ``stop()``
+    returning True ends the run before a batch and leaves the mark: returns False then."""
+    bar = _progress(len(items), desc, progress and bool(items))
+    try:
+        for i in range(0, len(items), size):
+            if stop is not None and stop():
+                return False
+            part = items[i : i + size]
+            handle(part)
+            if bar:
+                bar.update(len(part))
+    finally:
+        if bar:
+            bar.close()
+    with transaction(conn):
+        sql.set_state(conn, state_key, upto)
+    return True
 
 
 def update_similar(conn: sqlite3.Connection, model: str, *, progress: bool = False, k: int = SIMILAR_K) -> dict:
@@ -153,12 +181,14 @@ def update_similar(conn: sqlite3.Connection, model: str, *, progress: bool = Fal
     return refresh_similar(conn, model, progress=progress, k=k)
 
 
-def update_index(conn: sqlite3.Connection, *, embedder=None, progress: bool = False, semantic: bool = True) -> dict:
+def update_index(conn: sqlite3.Connection, *, embedder=None, progress: bool = False, semantic: bool = True,
+                 passages: bool | None = None) -> dict:
     """Bring lexical index, embeddings and similar-paper lists up to date.
 
     ``embedder``: an Embedder, a backend name, or None for the default ("auto");
     ``semantic=False`` (or no embedding backend installed) builds the lexical index
-    only -- search then runs lexically and says so in ``SearchResults.notes``.
+    only -- search then runs lexically and says so in ``SearchResults.notes``;
+    ``passages=False`` skips the passage vectors (None: unless ``PAPERWIRE_PASSAGES=0``).
     Returns a dict of what was done, including ``notes``.
     """
     t0 = time.perf_counter()
@@ -189,5 +219,10 @@ def update_index(conn: sqlite3.Connection, *, embedder=None, progress: bool = Fa
         from paperwire.index.vectors import checkpoint
 
         checkpoint(conn, emb.name)  # the node's HNSW snapshot, if this run changed it enough
+        from paperwire.index import passages as passage_index
+
+        if passage_index.enabled() if passages is None else passages:
+            # Last: new papers are searchable by their paper vectors before this (~2x their CPU).
+            report["passages"] = passage_index.update_passages(conn, emb, progress=progress)
     report["seconds"] = round(time.perf_counter() - t0, 3)
     return report

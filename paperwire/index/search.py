@@ -366,13 +366,17 @@ def _ranked(conn, pq: ParsedQuery, *, mode, limit, offset, sort, embedder, fusio
                 return {}
             return dict(zip(found, (vecs @ qvec).tolist()))
 
-        ranked = fuse(lex, sem, fusion, cosine_of=cosine_of)
+        from paperwire.index.passages import rescorer
+
+        with_passages = rescorer(conn, emb.name, qvec, fusion)  # each candidate's best sentence joins its cosine
+        ranked = fuse(lex, sem, fusion, cosine_of=cosine_of, rescore=with_passages)
         allowed = lexset.union(near)
         ranked = [t for t in ranked if t[0] in allowed]
         if deep and sort == "relevance" and len(lex) > base:
             head_lex = lex[:base]
             head_ok = {r for r, _ in head_lex}.union(near)
-            head = [t for t in fuse(head_lex, sem, fusion, cosine_of=cosine_of) if t[0] in head_ok][:base]
+            head = [t for t in fuse(head_lex, sem, fusion, cosine_of=cosine_of, rescore=with_passages)
+                    if t[0] in head_ok][:base]
             shown = {r for r, _ in head}
             ranked = head + [t for t in ranked if t[0] not in shown]
 

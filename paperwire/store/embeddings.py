@@ -224,9 +224,17 @@ def embedding_models(conn: sqlite3.Connection) -> list[dict]:
 
 def prune_embeddings(conn: sqlite3.Connection, model: str | None = None) -> int:
     """Delete vectors whose text no paper has any more; returns rows deleted."""
+    return prune_unreferenced(conn, "embeddings", model)
+
+
+def prune_unreferenced(conn, table: str, model: str | None = None) -> int:
+    """Delete the rows of a per-(model, content_hash) table (``embeddings``,
+    ``passage_vectors``) whose text no paper has any more; returns rows deleted."""
     from paperwire.store.db import transaction
 
-    sql = "DELETE FROM embeddings WHERE NOT EXISTS (SELECT 1 FROM papers p WHERE p.content_hash=embeddings.content_hash)"
+    if table not in ("embeddings", "passage_vectors"):
+        raise ValueError(f"not a vector table: {table!r}")
+    sql = f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM papers p WHERE p.content_hash={table}.content_hash)"
     params: tuple = ()
     if model is not None:
         sql += " AND model=?"
