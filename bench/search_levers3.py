@@ -139,7 +139,10 @@ def coord_ascent(d: Data, feats: list[int], start: np.ndarray, rounds: int = 3):
 
 
 def fit_lgbm(d: Data, params: dict):
-    import lightgbm as lgb
+    try:
+        import lightgbm as lgb
+    except ImportError:
+        raise SystemExit("--model lgbm needs LightGBM: pip install lightgbm (a benchmark extra, not a paperwire dependency)") from None
 
     X = np.concatenate(d.X)
     y = np.concatenate(d.y).astype(int)

@@ -124,3 +124,24 @@ def test_passages_off_by_setting(conn, monkeypatch):
     monkeypatch.setenv("PAPERWIRE_PASSAGES", "0")
     report = update_index(conn, embedder=FakeEmbedder())
     assert "passages" not in report and ps.passage_stats(conn, "fake-64")["papers"] == 0
+
+
+def test_demo_index_makes_semantic_search_ready_before_the_passages(db_path, capsys):
+    import threading
+
+    from paperwire.settings import Settings
+    from paperwire.store.db import connect
+    from paperwire.web.server import prepare_demo_index
+
+    c = connect(db_path)
+    _load(c)
+    c.close()
+    prepare_demo_index(Settings(db_path=db_path, embedder="fake"))
+    worker = next(t for t in threading.enumerate() if t.name == "paperwire-demo-index")
+    worker.join(60)
+    err = capsys.readouterr().err
+    ready = err.index("semantic search and similar papers are ready")
+    assert err.index("passage scoring is ready") > ready
+    c = connect(db_path)
+    assert ps.passage_stats(c, "fake-64")["papers"] == len(ROWS)
+    c.close()

@@ -157,7 +157,7 @@ def warm_search(settings: Settings) -> None:
 def prepare_demo_index(settings: Settings) -> None:
     """Make search and similar papers work in the demo: the lexical index now (seconds),
     embeddings in a background thread (minutes on a laptop CPU; search says
-    "lexical" until they are ready). Without the search module or an embedding
+    "lexical" until they are ready), then the topic map, then the passage vectors. Without the search module or an embedding
     backend this quietly does less."""
     import threading
 
@@ -178,7 +178,9 @@ def prepare_demo_index(settings: Settings) -> None:
     def embed() -> None:
         c = connect(settings.db_path)
         try:
-            report = update_index(c, embedder=None if settings.embedder == "auto" else settings.embedder)
+            chosen = None if settings.embedder == "auto" else settings.embedder
+            # Paper vectors first (semantic search, similar papers, the map), then the passages.
+            report = update_index(c, embedder=chosen, passages=False)
             for note in report.get("notes", []):
                 click.echo(f"search index: {note}", err=True)
             if report.get("embeddings"):
@@ -190,6 +192,10 @@ def prepare_demo_index(settings: Settings) -> None:
                 click.echo(f"topic map: {summary['points']} papers in {summary['coarse_clusters']} topics", err=True)
             except Exception as exc:  # noqa: BLE001 - /map shows an empty state instead
                 click.echo(f"topic map: not built ({exc})", err=True)
+            if report.get("embeddings"):
+                done = update_index(c, embedder=chosen).get("passages")
+                if done is not None:
+                    click.echo(f"search index: passage scoring is ready ({done['passages']} sentences)", err=True)
         except Exception as exc:  # noqa: BLE001 - the site works lexically without it
             click.echo(f"search index: embeddings not built ({exc})", err=True)
         finally:
