@@ -210,3 +210,16 @@ def test_non_ascii_headers_and_7bit_wire_format(conn, db_path, smtp):
     assert msg["From"].addresses[0].display_name == "Pàpërwire Digest"
     assert "Über Gödel’s théorème — 数学 1" in msg.get_body(("html",)).get_content()
     assert msg.defects == [] and all(not p.defects for p in msg.iter_parts())
+
+
+def test_saved_search_text_fallback_matches_whole_words_on_both_engines(engine_conn):
+    # Without a search index (a PostgreSQL node before its tantivy replica is built), saved
+    # searches fall back to a text match; "2" must not find "12", nor "tri" find "trial".
+    add_papers(engine_conn, 3, start=1, prefix="Trial")
+    add_papers(engine_conn, 1, start=12, prefix="Trial")
+    since = (datetime.now(timezone.utc) - timedelta(days=3)).strftime("%Y-%m-%d")
+    titles = lambda words: sorted(p["title"] for p in sql.recent_matching(engine_conn, words, since, 10))  # noqa: E731
+    assert titles(["2"]) == ["Trial 2: a study of things"]
+    assert titles(["TRIAL", "things"]) == sorted(f"Trial {i}: a study of things" for i in (1, 2, 3, 12))
+    assert titles(["tri"]) == [] and titles(["12,"]) == ["Trial 12: a study of things"]
+    assert len(sql.recent_matching(engine_conn, ["trial"], since, 2)) == 2

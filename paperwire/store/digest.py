@@ -4,6 +4,7 @@ per-subscriber paper ledger and the worker's job table."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from typing import Iterable, Iterator, Sequence
 
@@ -13,6 +14,7 @@ SUB_FIELDS = ("email", "user_id", "frequency", "status", "top_n", "personal", "a
               "categories", "queries", "nonce", "source", "created_at", "updated_at",
               "confirmed_at", "unsubscribed_at", "permanent_failures")
 _JSON_FIELDS = ("authors", "categories", "queries")
+_WORD = re.compile(r"[^\W_]+")  # a word, as the query parser splits them
 
 
 def _sub(row: sqlite3.Row | None) -> dict | None:
@@ -152,19 +154,30 @@ def recent_by_categories(conn: sqlite3.Connection, categories: Sequence[str], si
 
 
 def recent_matching(conn: sqlite3.Connection, words: Sequence[str], since: str, limit: int) -> list[dict]:
-    """Fallback saved search: every word in the title or abstract (LIKE, case-insensitive)."""
-    words = [w for w in words if w]
-    if not words:
+    """Fallback saved search (no search index): papers whose title or abstract contains every
+    word, as a whole word and ignoring case ("2" does not match "12"), newest first. LIKE
+    narrows the candidates in SQL; the whole-word test is made on their text."""
+    wanted = list(dict.fromkeys(t.lower() for w in words for t in _WORD.findall(w or "")))
+    if not wanted:
         return []
-    cond = " AND ".join("(p.title LIKE ? ESCAPE '\\' OR p.abstract LIKE ? ESCAPE '\\')" for _ in words)
+    cond = " AND ".join("(p.title LIKE ? ESCAPE '\\' OR p.abstract LIKE ? ESCAPE '\\')" for _ in wanted)
     args: list = [since]
-    for w in words:
+    for w in wanted:
         pat = "%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         args += [pat, pat]
-    rows = conn.execute(
+    cur = conn.execute(
         f"""SELECT p.* FROM papers p WHERE p.hidden=0 AND p.feed_date >= ? AND {cond}
-            ORDER BY p.feed_date DESC, p.id DESC LIMIT ?""", (*args, limit)).fetchall()
-    return [row_to_paper(r) for r in rows]
+            ORDER BY p.feed_date DESC, p.id DESC""", args)
+    out: list[dict] = []
+    while len(out) < limit:
+        rows = cur.fetchmany(200)
+        if not rows:
+            break
+        for r in rows:
+            have = set(_WORD.findall(f"{r['title']} {r['abstract']}".lower()))
+            if have.issuperset(wanted):
+                out.append(row_to_paper(r))
+    return out[:limit]
 
 
 def related_fallback(conn: sqlite3.Connection, seeds: Sequence[int], since: str, limit: int) -> list[dict]:
