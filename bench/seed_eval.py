@@ -35,17 +35,28 @@ def main() -> None:
     ap.add_argument("--queries", type=Path, default=Path(__file__).with_name("seed_queries.jsonl"))
     ap.add_argument("--mode", default="hybrid")
     ap.add_argument("--per-query", action="store_true")
+    ap.add_argument("--alpha", type=float, default=None, help="lexical weight with passages (FusionParams.passage_alpha)")
+    ap.add_argument("--passage-weight", type=float, default=None)
     args = ap.parse_args()
     from paperwire.index.search import search
     from paperwire.store.db import connect
 
     conn = connect(args.db)
+    fusion = None
+    if args.alpha is not None or args.passage_weight is not None:
+        from dataclasses import replace
+
+        from paperwire.index.hybrid import DEFAULT_FUSION
+
+        fusion = replace(DEFAULT_FUSION, **{k: v for k, v in (("passage_alpha", args.alpha),
+                                                             ("passage_weight", args.passage_weight)) if v is not None})
     by_title: dict[str, list[int]] = defaultdict(list)
     for rowid, title in conn.execute("SELECT id, title FROM papers"):
         by_title[collapse_ws(title).lower()].append(int(rowid))
     queries = [json.loads(line) for line in args.queries.read_text().splitlines() if line.strip()]
     per_kind: dict[str, list[float]] = defaultdict(list)
     missing = 0
+    search(conn, "warm up the model and the speller", mode=args.mode, limit=10)  # not timed
     t0 = time.process_time()
     for q in queries:
         rel: dict[int, int] = {}
@@ -56,7 +67,7 @@ def main() -> None:
                 continue
             for r in ids:
                 rel[r] = max(rel.get(r, 0), int(grade))
-        hits = search(conn, q["query"], mode=args.mode, limit=10).hits
+        hits = search(conn, q["query"], mode=args.mode, limit=10, **({"fusion": fusion} if fusion else {})).hits
         score = ndcg10([h.rowid for h in hits], rel)
         per_kind[q.get("kind", "all")].append(score)
         per_kind["all"].append(score)
@@ -64,7 +75,8 @@ def main() -> None:
             print(f"{q['id']} {score:.3f} {q['query']}")
     cpu = 1e3 * (time.process_time() - t0) / max(1, len(queries))
     parts = ", ".join(f"{k} {sum(v) / len(v):.4f} (n {len(v)})" for k, v in sorted(per_kind.items()))
-    print(f"{args.db} [{args.mode}]: nDCG@10 {parts}; {missing} judged titles not found; {cpu:.1f} ms CPU/query")
+    label = f"{args.mode}" + (f", alpha {fusion.passage_alpha}, passage weight {fusion.passage_weight}" if fusion else "")
+    print(f"{args.db.name} {args.queries.name} [{label}]: nDCG@10 {parts}; {missing} judged titles not found; {cpu:.1f} ms CPU/query")
 
 
 if __name__ == "__main__":

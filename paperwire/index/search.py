@@ -368,7 +368,8 @@ def _ranked(conn, pq: ParsedQuery, *, mode, limit, offset, sort, embedder, fusio
 
         from paperwire.index.passages import rescorer
 
-        with_passages = rescorer(conn, emb.name, qvec, fusion)  # each candidate's best sentence joins its cosine
+        # Each candidate's best sentence joins its cosine (not needed to sort by date or votes).
+        with_passages = rescorer(conn, emb.name, qvec, fusion) if sort == "relevance" else None
         ranked = fuse(lex, sem, fusion, cosine_of=cosine_of, rescore=with_passages)
         allowed = lexset.union(near)
         ranked = [t for t in ranked if t[0] in allowed]
