@@ -145,3 +145,52 @@ def test_demo_index_makes_semantic_search_ready_before_the_passages(db_path, cap
     c = connect(db_path)
     assert ps.passage_stats(c, "fake-64")["papers"] == len(ROWS)
     c.close()
+
+
+def test_ideal_score_is_the_query_words_idf_summed(conn):
+    import math
+
+    from paperwire.index.fastlex import fast_ready
+
+    _load(conn)
+    update_index(conn, embedder=FakeEmbedder())
+    fast = fast_ready(conn)
+    n = len(ROWS)
+    idf = lambda df: math.log(1 + (n - df + 0.5) / (df + 0.5))  # noqa: E731
+    # "glacier": 2 papers (the field report's sentence, the camera review's title); "number": the
+    # 9 unrelated ones; "numbers" stems like "number"; a word in no paper adds nothing.
+    assert fast.ideal_score(["glacier"]) == pytest.approx(idf(2))
+    assert fast.ideal_score(["glacier", "numbers", "zzqx"]) == pytest.approx(idf(2) + idf(9))
+    assert fast.ideal_score([]) == 0.0
+
+
+def test_a_weak_best_lexical_match_weighs_less_than_a_strong_one():
+    from paperwire.index.hybrid import FusionParams, fuse
+
+    params = FusionParams(alpha=0.5)
+    lex = [(1, 2.0)]
+    sem = [(2, 0.9), (1, 0.5), (3, 0.1)]
+    # Scaled by its own best, the only lexical match takes the full lexical weight and wins.
+    assert [r for r, _ in fuse(lex, sem, params)][:2] == [1, 2]
+    # Against an ideal score four times its BM25 it is a weak signal: the semantic best wins.
+    assert [r for r, _ in fuse(lex, sem, params, lexical_scale=8.0)][:2] == [2, 1]
+    # A floor below the best BM25 changes nothing.
+    assert fuse(lex, sem, params, lexical_scale=1.0) == fuse(lex, sem, params)
+
+
+def test_the_lexical_floor_applies_in_hybrid_search(conn):
+    from dataclasses import replace
+
+    from paperwire.index.hybrid import DEFAULT_FUSION
+
+    rows = [dict(arxiv_id=f"2403.{i:05d}", title=f"Study {i} of {w}",
+                 abstract=f"This study of {w} is long enough to be a passage of its own, about {w} only.")
+            for i, w in enumerate(["quasars", "lichens", "glaciers", "proteins", "sonnets", "tariffs"], 1)]
+    _load(conn, rows)
+    emb = FakeEmbedder()
+    update_index(conn, embedder=emb)
+    q = "quasars lichens glaciers proteins"   # each word in one paper: the best match covers a quarter
+    off = search(conn, q, embedder=emb, fusion=replace(DEFAULT_FUSION, lexical_floor=0.0)).hits
+    on = search(conn, q, embedder=emb, fusion=replace(DEFAULT_FUSION, lexical_floor=0.6)).hits
+    assert {h.paper_id for h in on} == {h.paper_id for h in off}
+    assert on[0].score < off[0].score - 0.1  # the lexical side no longer scores its best as a full match

@@ -251,6 +251,26 @@ class FastIndex:
             return set()
         return set(_rowids(searcher, [addr for _, addr in searcher.search(query, n).hits]))
 
+    def ideal_score(self, words) -> float:
+        """What a document matching every one of ``words`` once scores, roughly: the sum of
+        their BM25 idf (a term of frequency 1 in a document of average length scores its idf).
+        Words no document contains add nothing. Hybrid fusion measures the best lexical
+        match against it: a query whose best match shares only a common word or two with it
+        is a weak lexical signal, however it ranks among the other weak ones."""
+        import math
+
+        stems = set(_snowball().stemWords([w.lower() for w in words if w]))
+        if not stems:
+            return 0.0
+        searcher = self.index.searcher()
+        n = searcher.num_docs
+        total = 0.0
+        for term in stems:
+            df = searcher.doc_freq("text", term)
+            if df:
+                total += math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        return total
+
     def count(self, words, **kw) -> int:
         """How many documents a query matches (the count of this thread's search just
         before, for the same query, taken once; else one counting pass)."""
@@ -262,6 +282,20 @@ class FastIndex:
         if query is None:
             return 0
         return int(self.index.searcher().search(query, 1, count=True).count)
+
+
+_STEMMER = threading.local()
+
+
+def _snowball():
+    """English Snowball (Porter2), as tantivy's ``en_stem`` tokenizer stems; one per thread
+    (a PyStemmer object is not thread-safe)."""
+    st = getattr(_STEMMER, "st", None)
+    if st is None:
+        import Stemmer
+
+        st = _STEMMER.st = Stemmer.Stemmer("english")
+    return st
 
 
 def _count_key(words, kw: dict) -> tuple:

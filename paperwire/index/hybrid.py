@@ -29,6 +29,13 @@ class FusionParams:
     # train-best pair of SciFact's grid (alpha 0.4-0.55 x weight 0.3-0.85).
     passage_weight: float = 0.7
     passage_alpha: float = 0.45
+    # BM25 is scaled by max(best BM25, lexical_floor x the query's ideal score (its words'
+    # idf summed; FastIndex.ideal_score)) instead of by the best alone, so a best match on a
+    # common word or two of a paraphrase stays a weak signal. 0: by the best alone. 0.6 is
+    # the largest floor that costs neither SciFact train (0.7482 -> 0.7488) nor our plain
+    # demo queries (0.8729 -> 0.8725), and it lifts our word-disjoint paraphrases 0.193 -> 0.267
+    # (bench/lexical_floor.py; BENCHMARKS.md, "Search quality, round 3").
+    lexical_floor: float = 0.6
 
 
 DEFAULT_FUSION = FusionParams()
@@ -50,6 +57,7 @@ def fuse(
     *,
     cosine_of=None,
     rescore=None,
+    lexical_scale: float = 0.0,
 ) -> list[tuple[int, float]]:
     """Fused (rowid, score) best first.
 
@@ -57,6 +65,7 @@ def fuse(
     candidates that the semantic list did not return (linear method). ``rescore(cosines)
     -> (semantic scores, alpha)``, when given, replaces every candidate's cosine by another
     semantic score (the passage blend) and names the lexical weight that goes with it.
+    ``lexical_scale``: BM25 is divided by the larger of this and the best BM25.
     """
     if params.method == "rrf":
         scores: dict[int, float] = {}
@@ -76,7 +85,7 @@ def fuse(
     alpha = params.alpha
     if rescore is not None:
         sem, alpha = rescore({r: sem[r] for r in cand if r in sem})
-    lmax = max(lex.values()) if lex else 1.0
+    lmax = max(max(lex.values()) if lex else 1.0, lexical_scale)
     lvec = np.array([lex.get(r, 0.0) / (lmax or 1.0) for r in cand], np.float64)
     svals = np.array([sem.get(r, np.nan) for r in cand], np.float64)
     if np.isnan(svals).all():

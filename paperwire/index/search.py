@@ -17,6 +17,7 @@ from typing import Sequence
 
 from paperwire.index.hybrid import DEFAULT_FUSION, FusionParams, fuse
 from paperwire.index.lexical import DEFAULT_WEIGHTS, highlight, lexical_search, more_like_this
+from paperwire.index.passages import rescorer
 from paperwire.index.query import ParsedQuery, QueryError, check_searchable, exclusion_expression, parse_query
 from paperwire.index.resultset import NO_MATCH_COSINE, _Flags, count_results, no_match_cosine  # noqa: F401
 from paperwire.index.spell import rewrite_words
@@ -366,18 +367,17 @@ def _ranked(conn, pq: ParsedQuery, *, mode, limit, offset, sort, embedder, fusio
                 return {}
             return dict(zip(found, (vecs @ qvec).tolist()))
 
-        from paperwire.index.passages import rescorer
-
-        # Each candidate's best sentence joins its cosine (not needed to sort by date or votes).
-        with_passages = rescorer(conn, emb.name, qvec, fusion) if sort == "relevance" else None
-        ranked = fuse(lex, sem, fusion, cosine_of=cosine_of, rescore=with_passages)
+        # Each candidate's best sentence joins its cosine (not needed to sort by date or votes);
+        # BM25 is measured against the query's ideal score, not only against its best match.
+        fuse_kw = dict(cosine_of=cosine_of, rescore=rescorer(conn, emb.name, qvec, fusion) if sort == "relevance" else None,
+                       lexical_scale=fusion.lexical_floor * fast.ideal_score(pq.words) if fusion.lexical_floor and fast else 0.0)
+        ranked = fuse(lex, sem, fusion, **fuse_kw)
         allowed = lexset.union(near)
         ranked = [t for t in ranked if t[0] in allowed]
         if deep and sort == "relevance" and len(lex) > base:
             head_lex = lex[:base]
             head_ok = {r for r, _ in head_lex}.union(near)
-            head = [t for t in fuse(head_lex, sem, fusion, cosine_of=cosine_of, rescore=with_passages)
-                    if t[0] in head_ok][:base]
+            head = [t for t in fuse(head_lex, sem, fusion, **fuse_kw) if t[0] in head_ok][:base]
             shown = {r for r, _ in head}
             ranked = head + [t for t in ranked if t[0] not in shown]
 
