@@ -83,11 +83,6 @@ def passages_by_rowid(conn, model: str, rowids: Sequence[int]) -> dict[int, np.n
     return {r: unpack(b, n, d) for r, n, d, b in passage_rows(conn, model, rowids)}
 
 
-def has_passages(conn, model: str) -> bool:
-    """Whether any paper has passage vectors for ``model`` (one index probe)."""
-    return conn.execute("SELECT 1 FROM passage_vectors WHERE model=? LIMIT 1", (model,)).fetchone() is not None
-
-
 def passage_stats(conn, model: str) -> dict:
     """``{papers, passages, bytes}`` stored for ``model``."""
     row = conn.execute(
