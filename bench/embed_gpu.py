@@ -42,7 +42,8 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark needs a GPU")
-    from paperwire.index.embeddings import _padded_batches, _st_model_dir, get_embedder, paper_text, tokenize_ids
+    from paperwire.index.embed_torch import _padded_batches, _st_model_dir
+    from paperwire.index.embeddings import get_embedder, paper_text, tokenize_ids
 
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     base = [paper_text(t, a) for t, a in arxiv_abstracts(None)]

@@ -49,7 +49,7 @@ def main() -> None:
     st = None
     if not args.no_anchor:
         try:
-            from paperwire.index.embeddings import _st_model_dir
+            from paperwire.index.embed_torch import _st_model_dir
             from sentence_transformers import SentenceTransformer
             import torch
 
