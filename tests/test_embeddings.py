@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from paperwire.index import embeddings as emb
+from paperwire.index.build import embed_missing
 from paperwire.index.embeddings import EmbedderUnavailable, FakeEmbedder, get_embedder, paper_text
-from paperwire.index.vectors import embed_missing
 from paperwire.ingest import import_records
 from paperwire.model import PaperRecord
 from paperwire.store import embeddings as store_emb

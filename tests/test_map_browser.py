@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIU
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
+    from paperwire.index.build import embed_missing
     from paperwire.index.embeddings import FakeEmbedder
-    from paperwire.index.vectors import embed_missing
     from paperwire.store.db import connect
     from paperwire.topics import map as topic_map
 

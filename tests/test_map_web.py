@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("umap")
 
+from paperwire.index.build import embed_missing  # noqa: E402
 from paperwire.index.embeddings import FakeEmbedder  # noqa: E402
-from paperwire.index.vectors import embed_missing  # noqa: E402
 from paperwire.topics import map as topic_map  # noqa: E402
 
 from topics_support import make_corpus  # noqa: E402

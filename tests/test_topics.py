@@ -15,8 +15,8 @@ import pytest
 pytest.importorskip("umap")
 pytest.importorskip("sklearn")
 
+from paperwire.index.build import embed_missing  # noqa: E402
 from paperwire.index.embeddings import FakeEmbedder  # noqa: E402
-from paperwire.index.vectors import embed_missing  # noqa: E402
 from paperwire.ingest import import_records  # noqa: E402
 from paperwire.store import topics as sql  # noqa: E402
 from paperwire.topics import charts, labels, map as topic_map, trends  # noqa: E402

@@ -7,8 +7,9 @@ import importlib.util
 import numpy as np
 import pytest
 
+from paperwire.index.build import embed_missing
 from paperwire.index.embeddings import FakeEmbedder, l2_normalize
-from paperwire.index.vectors import VectorIndex, embed_missing, shared_index, clear_shared
+from paperwire.index.vectors import VectorIndex, shared_index, clear_shared
 from paperwire.ingest import import_records
 from paperwire.model import PaperRecord
 from paperwire.store.db import connect, transaction

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from paperwire.index import snapshot
+from paperwire.index.build import embed_missing
 from paperwire.index.embeddings import FakeEmbedder
-from paperwire.index.vectors import VectorIndex, embed_missing
+from paperwire.index.vectors import VectorIndex
 from paperwire.ingest import import_records
 from paperwire.model import PaperRecord
 from paperwire.store import papers as store_papers

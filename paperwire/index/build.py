@@ -23,6 +23,7 @@ import hashlib
 import sqlite3
 import sys
 import time
+from typing import Callable
 
 from paperwire.index import spell
 from paperwire.index.lexical import doc_fields
@@ -150,6 +151,39 @@ def update_embeddings(conn: sqlite3.Connection, embedder, *, progress: bool = Fa
     run_batches(conn, list(todo.items()), EMBED_BATCH, embed, desc=f"embed {model}", progress=progress,
                 state_key=key, upto=upto)
     return stats
+
+
+def embed_missing(
+    conn: sqlite3.Connection,
+    embedder,
+    *,
+    batch: int = 512,
+    include_hidden: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Embed every paper whose current text has no cached vector for ``embedder.name``.
+
+    Unchanged text is never embedded twice (the cache is keyed by content hash; papers that
+    share text share one vector). Commits every ``batch`` texts, so a kill loses at most one
+    batch of work and a rerun resumes. Returns ``{"embedded": n, "papers": m, "seconds": s}``.
+    """
+    from paperwire.index.embeddings import paper_text
+
+    t0 = time.perf_counter()
+    rows = emb_store.papers_without_embedding(conn, embedder.name, include_hidden=include_hidden)
+    by_hash: dict[str, str] = {}
+    for r in rows:
+        by_hash.setdefault(r["content_hash"], paper_text(r["title"], r["abstract"]))
+    hashes = list(by_hash)
+    done = 0
+    for i in range(0, len(hashes), batch):
+        part = hashes[i : i + batch]
+        vecs = embedder.encode([by_hash[h] for h in part])
+        emb_store.put_embeddings(conn, embedder.name, part, vecs)
+        done += len(part)
+        if progress:
+            progress(done, len(hashes))
+    return {"embedded": done, "papers": len(rows), "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def run_batches(conn, items: list, size: int, handle, *, desc: str, progress: bool, state_key: str, upto: int,

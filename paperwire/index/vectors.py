@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -446,39 +446,6 @@ def _store_state(conn: sqlite3.Connection, model: str) -> tuple[int, int, int, i
 
 
 # ---------------------------------------------------------------- helpers for build/search
-
-
-def embed_missing(
-    conn: sqlite3.Connection,
-    embedder,
-    *,
-    batch: int = 512,
-    include_hidden: bool = True,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict:
-    """Embed every paper whose current text has no cached vector for ``embedder.name``.
-
-    Unchanged text is never embedded twice (the cache is keyed by content hash; papers that
-    share text share one vector). Commits every ``batch`` texts, so a kill loses at most one
-    batch of work and a rerun resumes. Returns ``{"embedded": n, "papers": m, "seconds": s}``.
-    """
-    from paperwire.index.embeddings import paper_text
-
-    t0 = time.perf_counter()
-    rows = store_emb.papers_without_embedding(conn, embedder.name, include_hidden=include_hidden)
-    by_hash: dict[str, str] = {}
-    for r in rows:
-        by_hash.setdefault(r["content_hash"], paper_text(r["title"], r["abstract"]))
-    hashes = list(by_hash)
-    done = 0
-    for i in range(0, len(hashes), batch):
-        part = hashes[i : i + batch]
-        vecs = embedder.encode([by_hash[h] for h in part])
-        store_emb.put_embeddings(conn, embedder.name, part, vecs)
-        done += len(part)
-        if progress:
-            progress(done, len(hashes))
-    return {"embedded": done, "papers": len(rows), "seconds": round(time.perf_counter() - t0, 3)}
 
 
 _SHARED: dict[tuple[str, str, str, bool], VectorIndex] = {}
