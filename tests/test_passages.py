@@ -82,18 +82,26 @@ def test_index_stores_each_papers_passages_on_both_engines(engine_conn):
     assert ps.passage_stats(engine_conn, emb.name)["papers"] == len(ROWS)
 
 
-def test_the_paper_whose_one_sentence_matches_gains_in_hybrid_search(engine_conn):
+@pytest.mark.parametrize("mode", ["hybrid", "semantic"])
+def test_the_paper_whose_one_sentence_matches_gains(engine_conn, mode):
     conn = engine_conn
     _load(conn)
     emb = FakeEmbedder()
     update_index(conn, embedder=emb)
     q = "time-lapse filming of glacier calving"
-    with_passages = {h.paper_id: h.score for h in search(conn, q, embedder=emb).hits}
+    res = search(conn, q, mode=mode, embedder=emb)
+    assert res.mode == mode
+    with_passages = {h.paper_id: h.score for h in res.hits}
+    # Pages come from one ordering: the second page of three is the middle of a page of six.
+    six = [h.paper_id for h in search(conn, q, mode=mode, embedder=emb, limit=6).hits]
+    assert [h.paper_id for h in search(conn, q, mode=mode, embedder=emb, limit=3, offset=3).hits] == six[3:]
+    assert search(conn, q, mode=mode, embedder=emb, sort="date").total == res.total
     with transaction(conn):
         conn.execute("DELETE FROM passage_vectors")
-    without = {h.paper_id: h.score for h in search(conn, q, embedder=emb).hits}
+    without = {h.paper_id: h.score for h in search(conn, q, mode=mode, embedder=emb).hits}
     # The field report (one sentence on calving among six others) against the camera review
-    # (on topic throughout, no sentence about calving): the sentence closes the gap in meaning.
+    # (on topic throughout, no sentence about calving): the sentence closes the gap in meaning,
+    # in the hybrid fusion and in semantic mode's order of its nearest papers.
     gap_with = with_passages["2401.00001"] - with_passages["2401.00002"]
     gap_without = without["2401.00001"] - without["2401.00002"]
     assert gap_with > gap_without + 0.05
@@ -190,7 +198,9 @@ def test_the_lexical_floor_applies_in_hybrid_search(conn):
     emb = FakeEmbedder()
     update_index(conn, embedder=emb)
     q = "quasars lichens glaciers proteins"   # each word in one paper: the best match covers a quarter
-    off = search(conn, q, embedder=emb, fusion=replace(DEFAULT_FUSION, lexical_floor=0.0)).hits
-    on = search(conn, q, embedder=emb, fusion=replace(DEFAULT_FUSION, lexical_floor=0.6)).hits
+    # The coverage gate off, to see the floor alone (a quarter of the query is under its low end).
+    ungated = replace(DEFAULT_FUSION, coverage_high=0.0)
+    off = search(conn, q, embedder=emb, fusion=replace(ungated, lexical_floor=0.0)).hits
+    on = search(conn, q, embedder=emb, fusion=replace(ungated, lexical_floor=0.6)).hits
     assert {h.paper_id for h in on} == {h.paper_id for h in off}
     assert on[0].score < off[0].score - 0.1  # the lexical side no longer scores its best as a full match

@@ -23,7 +23,9 @@ search. Nothing per node is written to the shared store.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import shutil
 import sqlite3
 import sys
@@ -257,19 +259,23 @@ class FastIndex:
         Words no document contains add nothing. Hybrid fusion measures the best lexical
         match against it: a query whose best match shares only a common word or two with it
         is a weak lexical signal, however it ranks among the other weak ones."""
+        return sum(self.term_idf(words).values())
+
+    def term_idf(self, words) -> dict[str, float]:
+        """``{stem: BM25 idf}`` of the distinct stems of ``words`` that some document contains."""
         import math
 
-        stems = set(_snowball().stemWords([w.lower() for w in words if w]))
+        stems = set(stem_words(words))
         if not stems:
-            return 0.0
+            return {}
         searcher = self.index.searcher()
         n = searcher.num_docs
-        total = 0.0
+        out = {}
         for term in stems:
             df = searcher.doc_freq("text", term)
             if df:
-                total += math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-        return total
+                out[term] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        return out
 
     def count(self, words, **kw) -> int:
         """How many documents a query matches (the count of this thread's search just
@@ -296,6 +302,36 @@ def _snowball():
 
         st = _STEMMER.st = Stemmer.Stemmer("english")
     return st
+
+
+def stem_words(words) -> list[str]:
+    """Query words as the text field holds them: lower case, Snowball stems."""
+    return _snowball().stemWords([w.lower() for w in words if w])
+
+
+_TEXT_TOKEN = re.compile(r"[^\W_]+")
+
+
+def text_stems(text: str, heads: set[str] | None = None) -> set[str]:
+    """The distinct stems of a text as ``en_stem`` indexes it (runs of letters and digits,
+    lower case, tokens over 40 characters dropped, Snowball stems). With ``heads``, only the
+    tokens that begin with one of them are stemmed: asking whether a text holds a few stems
+    (their first three letters), this skips most of the stemming, which is the cost."""
+    text = text.lower()
+    if heads is None:
+        found = _TEXT_TOKEN.findall(text)
+    elif heads:
+        found = _heads_pattern(frozenset(heads)).findall(text)
+    else:
+        found = []
+    return set(_snowball().stemWords([t for t in set(found) if len(t) <= 40]))
+
+
+@functools.lru_cache(maxsize=256)
+def _heads_pattern(heads: frozenset[str]) -> re.Pattern:
+    """Whole tokens that begin with one of ``heads``."""
+    alts = "|".join(sorted(map(re.escape, heads), key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{alts})[^\W_]*")
 
 
 def _count_key(words, kw: dict) -> tuple:

@@ -29,6 +29,10 @@ class FusionParams:
     # train-best pair of SciFact's grid (alpha 0.4-0.55 x weight 0.3-0.85).
     passage_weight: float = 0.7
     passage_alpha: float = 0.45
+    # Semantic mode re-orders its `pool` nearest by the same blend with this weight: 0.5 lifts
+    # SciFact train 0.658 -> 0.685 and both our demo sets (0.641 -> 0.649, 0.573 -> 0.618);
+    # 0.7 (train's best, 0.693) costs the plain demo queries 0.01 (BENCHMARKS.md, round 4).
+    semantic_passage_weight: float = 0.5
     # BM25 is scaled by max(best BM25, lexical_floor x the query's ideal score (its words'
     # idf summed; FastIndex.ideal_score)) instead of by the best alone, so a best match on a
     # common word or two of a paraphrase stays a weak signal. 0: by the best alone. 0.6 is
@@ -36,6 +40,14 @@ class FusionParams:
     # demo queries (0.8729 -> 0.8725), and it lifts our word-disjoint paraphrases 0.193 -> 0.267
     # (bench/lexical_floor.py; BENCHMARKS.md, "Search quality, round 3").
     lexical_floor: float = 0.6
+    # The lexical weight times lexical_trust(coverage): 0 when the best of BM25's top 5
+    # covers at most coverage_low of the query's idf, full from coverage_high on
+    # (paperwire.index.coverage; high 0: off). 0.25 / 0.4 is the widest gate that costs
+    # neither SciFact train (0.7492 -> 0.7487 offline) nor our plain demo queries (0.8725),
+    # and it lifts our word-disjoint paraphrases 0.279 -> 0.445 (bench/coverage_gate.py;
+    # BENCHMARKS.md, "Search quality, round 4").
+    coverage_low: float = 0.25
+    coverage_high: float = 0.4
 
 
 DEFAULT_FUSION = FusionParams()
@@ -58,6 +70,7 @@ def fuse(
     cosine_of=None,
     rescore=None,
     lexical_scale: float = 0.0,
+    lexical_trust: float = 1.0,
 ) -> list[tuple[int, float]]:
     """Fused (rowid, score) best first.
 
@@ -66,6 +79,7 @@ def fuse(
     -> (semantic scores, alpha)``, when given, replaces every candidate's cosine by another
     semantic score (the passage blend) and names the lexical weight that goes with it.
     ``lexical_scale``: BM25 is divided by the larger of this and the best BM25.
+    ``lexical_trust`` multiplies the lexical weight (:func:`paperwire.index.coverage.lexical_trust`).
     """
     if params.method == "rrf":
         scores: dict[int, float] = {}
@@ -85,6 +99,7 @@ def fuse(
     alpha = params.alpha
     if rescore is not None:
         sem, alpha = rescore({r: sem[r] for r in cand if r in sem})
+    alpha *= lexical_trust
     lmax = max(max(lex.values()) if lex else 1.0, lexical_scale)
     lvec = np.array([lex.get(r, 0.0) / (lmax or 1.0) for r in cand], np.float64)
     svals = np.array([sem.get(r, np.nan) for r in cand], np.float64)

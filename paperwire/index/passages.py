@@ -10,6 +10,9 @@ search's candidates, a hundred at most, get a semantic score of
 (BENCHMARKS.md, "Search quality levers, round 2"): train 0.7421 -> 0.7494 nDCG@10, test
 0.7319 -> 0.7448.
 
+Semantic mode re-orders its 50 nearest papers by the same blend, with the best passage
+weighing ``FusionParams.semantic_passage_weight`` (:func:`rerank_head`).
+
 The semantic *candidates* still come from the paper vectors' index, so memory per node is
 unchanged; passages are read from the store for the candidates only. A paper without
 passage vectors yet (indexed before this step ran) keeps its paper cosine. Set
@@ -124,6 +127,22 @@ def blend_cosines(conn, model: str, qvec: np.ndarray, cosines: dict[int, float],
     for rowid, b in best.items():
         out[rowid] = (1.0 - weight) * cosines[rowid] + weight * b
     return out
+
+
+def rerank_head(conn, model: str, qvec: np.ndarray, nearest: list[tuple[int, float]], head: int,
+                weight: float) -> list[tuple[int, float]]:
+    """Semantic mode: the first ``head`` of ``nearest`` (rowid, cosine, best first) re-ordered
+    by their blended scores (:func:`blend_cosines`); the rest keep their cosine order below
+    them. Only the head is re-ordered, so every page of a query, shallow or deep, comes from
+    one ordering (the first ``head`` of a deeper exact list are the same papers)."""
+    if head <= 0 or weight <= 0 or not nearest:
+        return nearest
+    top = dict(nearest[:head])
+    blended = blend_cosines(conn, model, qvec, top, weight)
+    if blended is top:
+        return nearest
+    order = sorted(top, key=lambda r: (-blended[r], r))
+    return [(r, blended[r]) for r in order] + nearest[head:]
 
 
 def rescorer(conn, model: str, qvec: np.ndarray, fusion):

@@ -15,12 +15,13 @@ import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
+from paperwire.index.coverage import lexical_coverage, lexical_trust
 from paperwire.index.hybrid import DEFAULT_FUSION, FusionParams, fuse
 from paperwire.index.lexical import DEFAULT_WEIGHTS, highlight, lexical_search, more_like_this
-from paperwire.index.passages import rescorer
+from paperwire.index.passages import rerank_head, rescorer
 from paperwire.index.query import ParsedQuery, QueryError, check_searchable, exclusion_expression, parse_query
 from paperwire.index.resultset import NO_MATCH_COSINE, _Flags, count_results, no_match_cosine  # noqa: F401
-from paperwire.index.spell import rewrite_words
+from paperwire.index.spell import query_spelling, rewrite_words
 from paperwire.store import papers as papers_sql
 from paperwire.store import search as sql
 from paperwire.store.dialect import fts5_is_index
@@ -212,7 +213,7 @@ def search(
 
     kw = dict(mode=mode, limit=limit, offset=offset, sort=sort, embedder=embedder, fusion=fusion, weights=weights,
               with_snippets=with_snippets, with_title_html=with_title_html)
-    fixes, unknown = _spelling(conn, pq) if correct else ({}, [])
+    fixes, unknown = query_spelling(conn, pq.words, pq.raw) if correct else ({}, [])
     all_fixed = bool(fixes) and len(fixes) == len(unknown)
     if all_fixed and 2 * len(unknown) >= len(pq.words):
         # Half the words or more are in no paper: the original can only match on the rest.
@@ -238,23 +239,6 @@ def search(
     elif res.suggestion:
         res.notes.append(f'did you mean "{res.suggestion}"?')
     return res
-
-
-def _spelling(conn, pq: ParsedQuery) -> tuple[dict, list[str]]:
-    """(corrections for the query's unknown words, the unknown words)."""
-    if not pq.words:
-        return {}, []
-    from paperwire.index.spell import get_speller
-
-    sp = get_speller(conn)
-    if sp is None:
-        return {}, []
-    unknown = [w for w in pq.words if not sp.is_known(w)]
-    # Typed with a capital inside (dLNs, ComYMV, BERTology): an acronym or a name, not a typo.
-    from paperwire.index.query import WORD
-
-    named = {t.lower() for t in WORD.findall(pq.raw) if t[1:] != t[1:].lower()}
-    return (sp.corrections([w for w in unknown if w not in named]) if unknown else {}), unknown
 
 
 def _corrected(conn, pq: ParsedQuery, fixes: dict, filters: dict, notes: list[str], kw: dict) -> SearchResults | None:
@@ -359,7 +343,9 @@ def _ranked(conn, pq: ParsedQuery, *, mode, limit, offset, sort, embedder, fusio
     if used == "lexical":
         ranked = lex
     elif used == "semantic":
-        ranked = sem
+        # The nearest papers' best sentences re-order the head of the list (by relevance).
+        ranked = (rerank_head(conn, emb.name, qvec, sem, base, fusion.semantic_passage_weight)
+                  if sort == "relevance" else sem)
     else:
         def cosine_of(rowids):
             found, vecs = view.vectors_for(rowids)
@@ -368,9 +354,14 @@ def _ranked(conn, pq: ParsedQuery, *, mode, limit, offset, sort, embedder, fusio
             return dict(zip(found, (vecs @ qvec).tolist()))
 
         # Each candidate's best sentence joins its cosine (not needed to sort by date or votes);
-        # BM25 is measured against the query's ideal score, not only against its best match.
-        fuse_kw = dict(cosine_of=cosine_of, rescore=rescorer(conn, emb.name, qvec, fusion) if sort == "relevance" else None,
-                       lexical_scale=fusion.lexical_floor * fast.ideal_score(pq.words) if fusion.lexical_floor and fast else 0.0)
+        # BM25 is measured against the query's ideal score, not only against its best match,
+        # and weighs nothing when even its best matches cover little of the query.
+        by_relevance = sort == "relevance"
+        fuse_kw = dict(cosine_of=cosine_of, rescore=rescorer(conn, emb.name, qvec, fusion) if by_relevance else None,
+                       lexical_scale=fusion.lexical_floor * fast.ideal_score(pq.words) if fusion.lexical_floor and fast else 0.0,
+                       lexical_trust=lexical_trust(lexical_coverage(conn, fast, pq.words, [r for r, _ in lex]),
+                                                   fusion.coverage_low, fusion.coverage_high)
+                       if by_relevance and fast and lex and fusion.coverage_high > 0 else 1.0)
         ranked = fuse(lex, sem, fusion, **fuse_kw)
         allowed = lexset.union(near)
         ranked = [t for t in ranked if t[0] in allowed]

@@ -11,6 +11,10 @@ Rules (issue 14):
 
 * a word in the vocabulary, or whose Porter stem is a vocabulary stem (``thoughts`` when
   only ``thought`` occurs: the lexical index matches it anyway), is never corrected;
+* nor is a general English word that no paper contains (:func:`english_words`), or a known
+  word behind a common prefix: a paraphrase's "rashes", "motorist" or "untrainable" is a
+  real word, not a typo of "cases", "motors" or "trainable", and its meaning is what the
+  semantic side searches for;
 * short words are left alone (under 4 letters), as are words with digits (ids,
   model names); 4-5 letter words get at most 1 edit, longer ones 2;
 * the in-process lookup table holds the ``MAX_TERMS`` most frequent words (df >= 2 once
@@ -19,11 +23,13 @@ Rules (issue 14):
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from importlib import resources
 
 from paperwire.index.query import STOPWORDS, tokens
 from paperwire.store import search as search_sql
@@ -35,6 +41,12 @@ MAX_TERMS = 60_000     # words in the SymSpell table (~100 MB of Python objects 
 MIN_WORD = 4           # shorter query words are never corrected
 MAX_TERM_CHARS = 40    # longer tokens (hashes, URLs squashed) are not vocabulary
 _ALPHA = re.compile(r"^[^\W\d_]+$", re.UNICODE)
+# symspellpy's bundled English word list (Google Books n-gram counts of the SCOWL words):
+# 82,765 words, no common misspellings ("recieve", "thoght" and "lenght" are not in it).
+ENGLISH_LIST = "frequency_dictionary_en_82_765.txt"
+# A known word behind one of these is a word too ("untrainable" is no typo of "trainable").
+PREFIXES = ("un", "non", "anti", "counter", "de", "dis", "mis", "re", "pre", "post", "over", "under",
+            "multi", "semi", "sub", "super", "co", "cross", "inter", "intra", "self")
 
 
 def doc_terms(title: str, abstract: str) -> set[str]:
@@ -90,6 +102,17 @@ def apply_delta(conn: sqlite3.Connection, delta: Counter) -> None:
 # ------------------------------------------------------------------ lookups
 
 
+@functools.lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """General English words, lower case (about 83k; a few MB, read once per process).
+    Empty when symspellpy or its list is missing: then only the corpus vocabulary counts."""
+    try:
+        text = resources.files("symspellpy").joinpath(ENGLISH_LIST).read_text("utf-8")
+    except (ImportError, OSError):
+        return frozenset()
+    return frozenset(line.split(" ", 1)[0] for line in text.splitlines() if line)
+
+
 @dataclass
 class Correction:
     word: str
@@ -118,16 +141,29 @@ class Speller:
         self.stems = set(stem(words)) if words else set()
 
     def is_known(self, word: str) -> bool:
+        """In the corpus vocabulary, by stem."""
         from paperwire.index.lexical import stem
 
         return stem([word])[0] in self.stems
+
+    def is_word(self, word: str) -> bool:
+        """A word to search as typed, never a typo: in the vocabulary, an English word, or
+        either with a common prefix ("untrainable", "nonconvex": not "trainable", "convex")."""
+        english = english_words()
+        if word in english or self.is_known(word):
+            return True
+        for p in PREFIXES:
+            rest = word[len(p):]
+            if word.startswith(p) and len(rest) >= MIN_WORD and (rest in english or self.is_known(rest)):
+                return True
+        return False
 
     def correct(self, word: str) -> Correction | None:
         """The correction for one lower-cased query word, or None (known, too short,
         not a plain word, or nothing close enough)."""
         from symspellpy import Verbosity
 
-        if len(word) < MIN_WORD or not _ALPHA.match(word) or word in STOPWORDS or self.is_known(word):
+        if len(word) < MIN_WORD or not _ALPHA.match(word) or word in STOPWORDS or self.is_word(word):
             return None
         max_d = 1 if len(word) <= 5 else 2
         found = self.sym.lookup(word, Verbosity.CLOSEST, max_edit_distance=max_d, transfer_casing=False)
@@ -174,12 +210,21 @@ def get_speller(conn: sqlite3.Connection) -> Speller | None:
     return speller
 
 
-def unknown_words(conn: sqlite3.Connection, words: list[str]) -> list[str]:
-    """Query words no indexed paper contains (not even by stem); [] without a vocabulary."""
+def query_spelling(conn: sqlite3.Connection, words: list[str], raw: str) -> tuple[dict[str, Correction], list[str]]:
+    """(corrections for a query's unknown words, the unknown words). Unknown: in no paper
+    and not an English word (those are searched as typed). ``raw`` is the query as typed:
+    a word typed with a capital inside (dLNs, ComYMV, BERTology) is an acronym or a name,
+    not a typo, and is left alone."""
+    if not words:
+        return {}, []
     sp = get_speller(conn)
     if sp is None:
-        return []
-    return [w for w in words if not sp.is_known(w)]
+        return {}, []
+    from paperwire.index.query import WORD
+
+    unknown = [w for w in words if not sp.is_word(w)]
+    named = {t.lower() for t in WORD.findall(raw) if t[1:] != t[1:].lower()}
+    return (sp.corrections([w for w in unknown if w not in named]) if unknown else {}), unknown
 
 
 def drop_spellers() -> None:

@@ -324,8 +324,19 @@ def filtered_recent(
 
 def lexical_text(conn: sqlite3.Connection, rowid: int) -> tuple[str, str] | None:
     """(title, abstract) of a paper, for "more like this" queries."""
-    row = conn.execute("SELECT title, abstract FROM papers WHERE id=?", (rowid,)).fetchone()
-    return (row[0], row[1]) if row else None
+    return lexical_texts(conn, [rowid]).get(rowid)
+
+
+def lexical_texts(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """``{rowid: (title, abstract)}`` of the papers that exist among ``rowids``."""
+    out = {}
+    ids = [int(r) for r in rowids]
+    for i in range(0, len(ids), _CHUNK):
+        part = ids[i : i + _CHUNK]
+        marks = ",".join("?" * len(part))
+        for r in conn.execute(f"SELECT id, title, abstract FROM papers WHERE id IN ({marks})", part):
+            out[r[0]] = (r[1] or "", r[2] or "")
+    return out
 
 
 # ---------------------------------------------------------------- similar papers
