@@ -144,7 +144,7 @@ def demo_sets(demo: Path, fusion, expand: bool):
         by_title.setdefault(collapse_ws(title).lower(), []).append(int(rowid))
     out = {}
     here = Path(__file__).resolve().parent
-    for f in (here / "seed_queries.jsonl", here / "seed_queries_hard.jsonl"):
+    for f in sorted(here.glob("seed_queries*.jsonl")):
         qs = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
         texts = {str(i): q["query"] for i, q in enumerate(qs)}
         rels = {str(i): {r: int(g) for t, g in q["relevant"].items() for r in by_title.get(collapse_ws(t).lower(), [])}

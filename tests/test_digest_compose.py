@@ -223,3 +223,26 @@ def test_saved_search_text_fallback_matches_whole_words_on_both_engines(engine_c
     assert titles(["TRIAL", "things"]) == sorted(f"Trial {i}: a study of things" for i in (1, 2, 3, 12))
     assert titles(["tri"]) == [] and titles(["12,"]) == ["Trial 12: a study of things"]
     assert len(sql.recent_matching(engine_conn, ["trial"], since, 2)) == 2
+
+
+def test_indexed_saved_search_lists_papers_with_every_word_best_first_on_both_engines(engine_conn, db_path):
+    # With the search index built, a saved search runs through search(): it ranks new papers
+    # by relevance and keeps those that hold every word (by stem: "studies" finds "study"),
+    # like the text fallback; a paper with only some of the words ("number" alone) is left out.
+    from paperwire.digest.compose import ComposeCache, _search
+    from paperwire.index.build import update_index
+
+    add_papers(engine_conn, 12, categories=("cs.CL",))
+    add_papers(engine_conn, 1, start=40, abstract="Number 2 and number 2 again: a study of number 2, twice over.")
+    update_index(engine_conn, semantic=False)
+    since = (datetime.now(timezone.utc) - timedelta(days=3)).strftime("%Y-%m-%d")
+    cache = ComposeCache()
+    assert cache.search_indexed(engine_conn)
+    got = [p["paper_id"] for p in _search(engine_conn, cache, "number 2", since)]
+    assert set(got) == {"2611.00040", "2611.00002"} and not cache.notes
+    from paperwire.index.search import search
+
+    ranked = [h.paper_id for h in search(engine_conn, "number 2", mode="lexical", after=since).hits]
+    assert got == [p for p in ranked if p in got]  # in relevance order, not newest first
+    assert [p["paper_id"] for p in _search(engine_conn, cache, "studies number 12", since)] == ["2611.00012"]
+    assert _search(engine_conn, cache, "number zzqxw", since) == []

@@ -223,10 +223,15 @@ def _similar(conn, cache: ComposeCache, paper: dict | None) -> list[dict]:
 def _search(conn, cache: ComposeCache, query: str, since: str) -> list[dict]:
     if cache.search_fn is not None:
         try:
-            # Lexical: "new papers matching my words", newest first. Hybrid would load an
-            # embedding model (~250 MB, seconds) into the sender for little gain here.
-            res = cache.search_fn(conn, query, mode="lexical", limit=50, sort="date", after=since)
-            rowids = [h.rowid for h in res.hits]
+            # Lexical: "new papers matching my words", best matches first. Hybrid would load an
+            # embedding model (~250 MB, seconds) into the sender for little gain here. Only
+            # papers with every word of the saved search count, as in the text match below: a
+            # ranked search also lists papers that match some of the words.
+            res = cache.search_fn(conn, query, mode="lexical", limit=50, after=since)
+            from paperwire.index.coverage import papers_with_every_word
+            from paperwire.index.query import parse_query
+
+            rowids = papers_with_every_word(conn, parse_query(res.query).words, [h.rowid for h in res.hits])
             papers = get_papers_by_rowid(conn, rowids)
             found = [papers[r] for r in rowids if r in papers and papers[r]["feed_date"] >= since]
             if found or cache.search_indexed(conn):

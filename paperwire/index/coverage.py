@@ -52,3 +52,16 @@ def lexical_trust(coverage: float, low: float, high: float) -> float:
     if high <= low:
         return 1.0 if coverage >= high else 0.0
     return min(1.0, max(0.0, (coverage - low) / (high - low)))
+
+
+def papers_with_every_word(conn, words: Sequence[str], rowids: Sequence[int]) -> list[int]:
+    """The ``rowids`` (order kept) whose title or abstract holds every one of ``words``, by
+    stem as the lexical index matches them. All of ``rowids`` when ``words`` is empty."""
+    from paperwire.index.fastlex import stem_words, text_stems
+
+    wanted = set(stem_words(words))
+    if not wanted:
+        return list(rowids)
+    heads = {t[:3] for t in wanted}
+    texts = sql.lexical_texts(conn, rowids)
+    return [r for r in rowids if r in texts and wanted <= text_stems(" ".join(texts[r]), heads)]
