@@ -31,7 +31,7 @@ def attach_coverage(cands: dict) -> None:
 
     for c in cands.values():
         fast = fast_ready(c.conn)
-        c.coverage = lexical_coverage(c.conn, fast, c.words, [r for r, _ in c.lex])
+        c.coverage = lexical_coverage(c.conn, fast.term_idf(c.words), [r for r, _ in c.lex])
 
 
 def gated(c, low: float, high: float) -> list[int]:

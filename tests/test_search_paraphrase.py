@@ -11,7 +11,7 @@ import pytest
 
 from paperwire.index import spell
 from paperwire.index.build import update_index
-from paperwire.index.coverage import lexical_coverage, lexical_trust
+from paperwire.index.coverage import lexical_coverage, lexical_strength, lexical_trust
 from paperwire.index.embeddings import FakeEmbedder
 from paperwire.index.hybrid import DEFAULT_FUSION
 from paperwire.index.query import parse_query
@@ -97,14 +97,19 @@ def test_coverage_is_the_best_matchs_share_of_the_query_idf(engine_conn):
     galaxies, sailors, lattice = rowid["2402.00002"], rowid["2402.00004"], rowid["2402.00007"]
     words = parse_query(PARAPHRASE).words   # as search() passes them: stopwords dropped
     assert words == ["photo", "rashes", "moles", "darker", "complexions"]
-    assert lexical_coverage(conn, fast, words, [galaxies]) == pytest.approx(idf["photo"] / total)
+    assert lexical_coverage(conn, idf, [galaxies]) == pytest.approx(idf["photo"] / total)
     # The best of the first few counts; a word no paper contains adds nothing to the whole.
     best = max(idf["photo"], idf["rash"]) / total
-    assert lexical_coverage(conn, fast, words + ["zzqx"], [lattice, galaxies, sailors]) == pytest.approx(best)
-    assert lexical_coverage(conn, fast, words, [lattice]) == 0.0
-    assert lexical_coverage(conn, fast, words, []) == 0.0
-    assert lexical_coverage(conn, fast, ["zzqx"], [galaxies]) == 0.0
-    assert lexical_coverage(conn, fast, words, [lattice] * 5 + [galaxies], top=5) == 0.0  # past the top
+    assert lexical_coverage(conn, fast.term_idf(words + ["zzqx"]), [lattice, galaxies, sailors]) == pytest.approx(best)
+    assert lexical_coverage(conn, idf, [lattice]) == 0.0
+    assert lexical_coverage(conn, idf, []) == 0.0
+    assert lexical_coverage(conn, fast.term_idf(["zzqx"]), [galaxies]) == 0.0
+    assert lexical_coverage(conn, idf, [lattice] * 5 + [galaxies], top=5) == 0.0  # past the top
+    # What fusion gets: the floor's scale and the gate's trust (0: the best match covers a fifth).
+    scale, trust = lexical_strength(conn, fast, words, [galaxies, sailors], DEFAULT_FUSION)
+    assert scale == pytest.approx(DEFAULT_FUSION.lexical_floor * total) and trust == 0.0
+    assert lexical_strength(conn, fast, words, [galaxies], DEFAULT_FUSION, by_relevance=False)[1] == 1.0
+    assert lexical_strength(conn, None, words, [galaxies], DEFAULT_FUSION) == (0.0, 1.0)
 
 
 def test_lexical_trust_ramps_between_the_bounds():

@@ -25,12 +25,29 @@ from paperwire.store import search as sql
 COVERAGE_TOP = 5
 
 
-def lexical_coverage(conn, fast, words: Sequence[str], rowids: Sequence[int], top: int = COVERAGE_TOP) -> float:
-    """The largest share of the query's idf that one of the first ``top`` ``rowids`` (BM25's
-    order) contains, in [0, 1]; 0 when no paper contains any query word."""
+def lexical_strength(conn, fast, words: Sequence[str], rowids: Sequence[int], fusion, *,
+                     by_relevance: bool = True) -> tuple[float, float]:
+    """How far hybrid fusion trusts this query's lexical side: ``(lexical_scale, lexical_trust)``
+    for :func:`paperwire.index.hybrid.fuse`. The scale is ``fusion.lexical_floor`` times the
+    query's ideal score (its words' idf summed); the trust follows the coverage of BM25's best
+    matches (``rowids``, its order), computed only for a relevance order (the others do not
+    use the fused score). Without tantivy: (0, 1), BM25 scaled by its best alone."""
+    if fast is None:
+        return 0.0, 1.0
+    idf = fast.term_idf(words)
+    scale = fusion.lexical_floor * sum(idf.values()) if fusion.lexical_floor else 0.0
+    trust = 1.0
+    if by_relevance and rowids and fusion.coverage_high > 0:
+        trust = lexical_trust(lexical_coverage(conn, idf, rowids), fusion.coverage_low, fusion.coverage_high)
+    return scale, trust
+
+
+def lexical_coverage(conn, idf: dict[str, float], rowids: Sequence[int], top: int = COVERAGE_TOP) -> float:
+    """The largest share of the query's idf (``FastIndex.term_idf``: {stem: idf}) that one of
+    the first ``top`` ``rowids`` (BM25's order) contains, in [0, 1]; 0 when no paper contains
+    any query word."""
     from paperwire.index.fastlex import text_stems
 
-    idf = fast.term_idf(words)
     total = sum(idf.values())
     if total <= 0 or not rowids:
         return 0.0

@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-from paperwire.index.coverage import lexical_coverage, lexical_trust
+from paperwire.index.coverage import lexical_strength
 from paperwire.index.hybrid import DEFAULT_FUSION, FusionParams, fuse
 from paperwire.index.lexical import DEFAULT_WEIGHTS, highlight, lexical_search, more_like_this
 from paperwire.index.passages import rerank_head, rescorer
@@ -357,11 +357,9 @@ def _ranked(conn, pq: ParsedQuery, *, mode, limit, offset, sort, embedder, fusio
         # BM25 is measured against the query's ideal score, not only against its best match,
         # and weighs nothing when even its best matches cover little of the query.
         by_relevance = sort == "relevance"
+        scale, trust = lexical_strength(conn, fast, pq.words, [r for r, _ in lex], fusion, by_relevance=by_relevance)
         fuse_kw = dict(cosine_of=cosine_of, rescore=rescorer(conn, emb.name, qvec, fusion) if by_relevance else None,
-                       lexical_scale=fusion.lexical_floor * fast.ideal_score(pq.words) if fusion.lexical_floor and fast else 0.0,
-                       lexical_trust=lexical_trust(lexical_coverage(conn, fast, pq.words, [r for r, _ in lex]),
-                                                   fusion.coverage_low, fusion.coverage_high)
-                       if by_relevance and fast and lex and fusion.coverage_high > 0 else 1.0)
+                       lexical_scale=scale, lexical_trust=trust)
         ranked = fuse(lex, sem, fusion, **fuse_kw)
         allowed = lexset.union(near)
         ranked = [t for t in ranked if t[0] in allowed]
