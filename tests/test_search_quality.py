@@ -230,3 +230,27 @@ def test_search_page_shows_spelling_and_no_match_states(tmp_path):
     assert 'data-state="did-you-mean"' in r.text and "q=graph%20neural%20networks%20molecules" in r.text
     js = client.get("/search", params={"q": "chain of thoght"}, headers={"Accept": "application/json"}).json()
     assert js["correctedFrom"] == "chain of thoght" and js["totalExact"] in (True, False)
+
+
+def test_the_semantic_side_reads_the_corrected_words_when_the_original_is_kept(conn, engine, monkeypatch):
+    # "Did you mean": the results stay the typed query's (its lexical side matches the words
+    # as typed), but a misspelt word's embedding is noise, so the query vector is the
+    # correction's: the hybrid ranks like the spelt query on the semantic side.
+    from paperwire.index import semantic
+
+    load_corpus(conn)
+    emb = FakeEmbedder()
+    update_index(conn, embedder=emb)
+    embedded = []
+    real = semantic.encode_query
+    monkeypatch.setattr(semantic, "encode_query", lambda e, text: embedded.append(text) or real(e, text))
+    bad, good = "attention transformer neural languge models", "attention transformer neural language models"
+    typed = search(conn, bad, embedder=emb)
+    assert typed.mode == "hybrid" and typed.corrected_from is None and typed.suggestion == good
+    assert embedded == [good]
+    assert {h.paper_id for h in search(conn, bad, mode="lexical").hits} <= {h.paper_id for h in typed.hits}
+    # Spelt right, or with correction off: the text as typed.
+    embedded.clear()
+    search(conn, good, embedder=emb)
+    search(conn, bad, embedder=emb, correct=False)
+    assert embedded == [good, bad]

@@ -220,7 +220,10 @@ def search(
         alt = _corrected(conn, pq, fixes, filters, notes, kw)
         if alt is not None:
             return alt
-    res, n_lex = _ranked(conn, pq, notes=notes, **kw)
+    # The embedding of a misspelt word is noise: the semantic side reads the corrected words
+    # while the words as typed stay the lexical query (they match nothing either way).
+    meaning = rewrite_words(pq.text, {w: c.suggestion for w, c in fixes.items()}) if fixes else None
+    res, n_lex = _ranked(conn, pq, notes=notes, meaning=meaning, **kw)
     if all_fixed and n_lex < FEW_MATCHES:
         alt = _corrected(conn, pq, fixes, filters, notes, kw)
         if alt is not None:
@@ -260,8 +263,9 @@ def _corrected(conn, pq: ParsedQuery, fixes: dict, filters: dict, notes: list[st
 
 
 def _ranked(conn, pq: ParsedQuery, *, mode, limit, offset, sort, embedder, fusion, weights, with_snippets,
-            with_title_html, notes) -> tuple[SearchResults, int]:
-    """A query with words or phrases: (results, lexical matches found: a lower bound)."""
+            with_title_html, notes, meaning: str | None = None) -> tuple[SearchResults, int]:
+    """A query with words or phrases: (results, lexical matches found: a lower bound).
+    ``meaning``: the text the semantic side embeds instead of the query's own."""
     need = offset + limit
     used = mode
     view = emb = None
@@ -308,7 +312,7 @@ def _ranked(conn, pq: ParsedQuery, *, mode, limit, offset, sort, embedder, fusio
         lex = lexical_search(conn, pq, limit=lex_asked, weights=weights)
     sem: list[tuple[int, float]] = []
     if view is not None:
-        qvec = encode_query(emb, pq.text or " ".join(pq.words))
+        qvec = encode_query(emb, meaning or pq.text or " ".join(pq.words))
         restrict = None
         if pq.phrases or pq.excluded:
             # Phrases and exclusions are hard constraints: only lexical matches qualify.
