@@ -110,6 +110,9 @@ def test_coverage_is_the_best_matchs_share_of_the_query_idf(engine_conn):
     assert scale == pytest.approx(DEFAULT_FUSION.lexical_floor * total) and trust == 0.0
     assert lexical_strength(conn, fast, words, [galaxies], DEFAULT_FUSION, by_relevance=False)[1] == 1.0
     assert lexical_strength(conn, None, words, [galaxies], DEFAULT_FUSION) == (0.0, 1.0)
+    # A quoted phrase: its matches hold it, whatever the words around it cover.
+    assert lexical_strength(conn, fast, words, [galaxies], DEFAULT_FUSION, phrases=True)[1] == 1.0
+    assert lexical_strength(conn, fast, [], [galaxies], DEFAULT_FUSION, phrases=True) == (0.0, 1.0)
 
 
 def test_lexical_trust_ramps_between_the_bounds():
@@ -138,6 +141,22 @@ def test_a_paraphrase_ranks_by_meaning_when_its_lexical_matches_cover_little(con
     assert res.corrected_from is None and res.suggestion is None
     # A query its lexical match covers keeps the lexical weight: the survey by its own words.
     assert search(conn, "photo survey spiral galaxies", embedder=emb).hits[0].paper_id == "2402.00002"
+
+
+
+def test_a_quoted_phrase_keeps_the_full_lexical_weight(conn, monkeypatch):
+    from paperwire.index import search as search_mod
+
+    _load(conn, ROWS)
+    emb = ConceptEmbedder()
+    update_index(conn, embedder=emb)
+    trusts = []
+    real = search_mod.fuse
+    monkeypatch.setattr(search_mod, "fuse", lambda *a, **kw: trusts.append(kw["lexical_trust"]) or real(*a, **kw))
+    search(conn, PARAPHRASE, embedder=emb)
+    quoted = search(conn, '"photo survey" rashes moles darker complexions', embedder=emb)
+    # The paraphrase's one-word match weighs nothing; the phrase's matches hold the phrase.
+    assert trusts == [0.0, 1.0] and [h.paper_id for h in quoted.hits] == ["2402.00002"]
 
 
 def test_coverage_gate_changes_nothing_but_the_relevance_order(conn):

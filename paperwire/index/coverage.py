@@ -26,18 +26,20 @@ COVERAGE_TOP = 5
 
 
 def lexical_strength(conn, fast, words: Sequence[str], rowids: Sequence[int], fusion, *,
-                     by_relevance: bool = True) -> tuple[float, float]:
+                     by_relevance: bool = True, phrases: bool = False) -> tuple[float, float]:
     """How far hybrid fusion trusts this query's lexical side: ``(lexical_scale, lexical_trust)``
     for :func:`paperwire.index.hybrid.fuse`. The scale is ``fusion.lexical_floor`` times the
     query's ideal score (its words' idf summed); the trust follows the coverage of BM25's best
     matches (``rowids``, its order), computed only for a relevance order (the others do not
-    use the fused score). Without tantivy: (0, 1), BM25 scaled by its best alone."""
+    use the fused score). A query with a quoted phrase keeps its full lexical weight: its
+    matches hold the phrase by construction. Without tantivy: (0, 1), BM25 scaled by its best
+    alone."""
     if fast is None:
         return 0.0, 1.0
     idf = fast.term_idf(words)
     scale = fusion.lexical_floor * sum(idf.values()) if fusion.lexical_floor else 0.0
     trust = 1.0
-    if by_relevance and rowids and fusion.coverage_high > 0:
+    if by_relevance and rowids and not phrases and fusion.coverage_high > 0:
         trust = lexical_trust(lexical_coverage(conn, idf, rowids), fusion.coverage_low, fusion.coverage_high)
     return scale, trust
 

@@ -361,7 +361,8 @@ def _ranked(conn, pq: ParsedQuery, *, mode, limit, offset, sort, embedder, fusio
         # BM25 is measured against the query's ideal score, not only against its best match,
         # and weighs nothing when even its best matches cover little of the query.
         by_relevance = sort == "relevance"
-        scale, trust = lexical_strength(conn, fast, pq.words, [r for r, _ in lex], fusion, by_relevance=by_relevance)
+        scale, trust = lexical_strength(conn, fast, pq.words, [r for r, _ in lex], fusion, by_relevance=by_relevance,
+                                        phrases=bool(pq.phrases))
         fuse_kw = dict(cosine_of=cosine_of, rescore=rescorer(conn, emb.name, qvec, fusion) if by_relevance else None,
                        lexical_scale=scale, lexical_trust=trust)
         ranked = fuse(lex, sem, fusion, **fuse_kw)
