@@ -222,7 +222,8 @@ def search(
             return alt
     # The embedding of a misspelt word is noise: the semantic side reads the corrected words
     # while the words as typed stay the lexical query (they match nothing either way).
-    meaning = rewrite_words(pq.text, {w: c.suggestion for w, c in fixes.items()}) if fixes else None
+    spelt = {w: c.suggestion for w, c in fixes.items()}
+    meaning = rewrite_words(pq.text, spelt) if fixes else None
     res, n_lex = _ranked(conn, pq, notes=notes, meaning=meaning, **kw)
     if all_fixed and n_lex < FEW_MATCHES:
         alt = _corrected(conn, pq, fixes, filters, notes, kw)
@@ -233,7 +234,7 @@ def search(
         # keep the original and offer the correction. Uncorrectable words are dropped from
         # the suggestion only when nothing matched ("xyzzyqwerty plugh" -> "plug").
         drop = [w for w in unknown if w not in fixes] if res.no_match else []
-        res.suggestion = rewrite_words(pq.raw, {w: c.suggestion for w, c in fixes.items()}, drop=drop) or None
+        res.suggestion = rewrite_words(pq.raw, spelt, drop=drop) or None
     if res.no_match:
         note = f'no paper matches "{pq.raw}"'
         if res.suggestion:
