@@ -36,7 +36,7 @@ STAGES = [  # (module, attribute path, label)
     ("paperwire.index.search", "fuse", "fuse"),
     ("paperwire.index.semantic", "QueryIndex.vectors_for", "  cosines of candidates"),
     ("paperwire.index.passages", "blend_cosines", "  passage scores"),
-    ("paperwire.index.search", "lexical_coverage", "lexical coverage"),
+    ("paperwire.index.search", "lexical_strength", "lexical floor + coverage"),
     ("paperwire.index.resultset", "_Flags.hidden", "hidden set"),
     ("paperwire.index.resultset", "_Flags.meta", "candidate flags"),
     ("paperwire.index.search", "_MetaMemo.get", "candidate flags"),
