@@ -7,7 +7,8 @@ stopwords) misspelt the way people mistype: two neighbouring letters swapped, a 
 doubled or replaced by a keyboard neighbour (seeded, so every tree gets the same typos). The
 issue's bar: a misspelt query's top 3 should be mostly (2 of 3) the correctly spelt query's
 top 5. Reported: the share of queries meeting it, the mean overlap, and how often search ran
-the corrected query ("showing results for") or offered it ("did you mean"). A typo that
+the corrected query ("showing results for") or offered it ("did you mean"), and how often that
+correction is exactly the spelt query. A typo that
 makes another real word ("form" for "from") is kept: search cannot know, and it counts.
 To compare trees: ``PYTHONPATH=/tmp/old python bench/typo_eval.py ...`` from outside the repo.
 """
@@ -73,7 +74,7 @@ def main() -> None:
 
     conn = connect(args.db)
     rng = random.Random(args.seed)
-    n = met = corrected = offered = 0
+    n = met = corrected = offered = restored = 0
     overlap = 0.0
     for f in args.queries:
         for line in f.read_text().splitlines():
@@ -92,11 +93,13 @@ def main() -> None:
             met += len(set(got) & set(right)) >= min(2, len(right))
             corrected += res.corrected_from is not None
             offered += res.suggestion is not None
+            fixed = res.query if res.corrected_from is not None else res.suggestion
+            restored += fixed is not None and fixed.lower() == good
             if args.show and len(set(got) & set(right)) < min(2, len(right)):
                 print(f"  miss: {bad!r} (notes: {res.notes})")
     print(f"{n} misspelt queries ({args.typos} typo(s) each, seed {args.seed}, {args.mode}): top 3 mostly in the "
           f"spelt query's top 5 for {met / n:.1%}; mean overlap {overlap / n:.3f}; searched corrected {corrected / n:.1%}, "
-          f"'did you mean' {offered / n:.1%}")
+          f"'did you mean' {offered / n:.1%}; the spelt query given back exactly {restored / n:.1%}")
 
 
 if __name__ == "__main__":

@@ -254,3 +254,16 @@ def test_the_semantic_side_reads_the_corrected_words_when_the_original_is_kept(c
     search(conn, good, embedder=emb)
     search(conn, bad, embedder=emb, correct=False)
     assert embedded == [good, bad]
+
+
+def test_a_swapped_pair_beats_a_more_frequent_word_at_the_same_distance(conn):
+    # "casues" is one edit from "causes" (a swap) and from "cases" (a stray u): the word with
+    # the very letters typed wins, though "cases" is in more papers.
+    rows = [PaperRecord(source="t", arxiv_id=f"2402.{i:05d}", title=f"Study {i}", published="2024-02-01T00:00:00Z",
+                        abstract="Many cases were seen." if i < 8 else "What causes it, and what cases.")
+            for i in range(1, 11)]
+    import_records(conn, rows)
+    update_index(conn, semantic=False)
+    sp = spell.get_speller(conn)
+    assert sp.correct("casues").suggestion == "causes"
+    assert sp.correct("cazes").suggestion == "cases"      # one edit against two: the closest first

@@ -169,7 +169,10 @@ class Speller:
         found = self.sym.lookup(word, Verbosity.CLOSEST, max_edit_distance=max_d, transfer_casing=False)
         if not found:
             return None
-        best = max(found, key=lambda s: (-s.distance, s.count, s.term))  # closest, then most frequent
+        # Closest; then one with the very letters typed (two swapped: "casues" is "causes", not
+        # "cases" with a stray u); then the most frequent.
+        letters = sorted(word)
+        best = max(found, key=lambda s: (-s.distance, sorted(s.term) == letters, s.count, s.term))
         return Correction(word, best.term, int(best.distance), int(best.count))
 
     def corrections(self, words: list[str]) -> dict[str, Correction]:
