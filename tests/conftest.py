@@ -37,6 +37,13 @@ def _store(request, db_path):
 
 
 @pytest.fixture
+def store_arg(request, db_path):
+    """What `conn` connects to, for a CLI's ``--db`` or a Settings' ``db_path`` in the same
+    test: the SQLite file, or under PAPERWIRE_TEST_ENGINE=postgresql the database's URL."""
+    return _store(request, db_path)
+
+
+@pytest.fixture
 def conn(request, db_path):
     c = connect(_store(request, db_path))
     yield c

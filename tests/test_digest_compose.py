@@ -156,25 +156,25 @@ def test_saved_search_fallback_and_search_area(conn, db_path, smtp):
     assert got and all(t.startswith("Bananas") for t in got)
 
 
-def test_preview_cli_records_nothing(conn, db_path, smtp, tmp_path, monkeypatch):
+def test_preview_cli_records_nothing(conn, store_arg, smtp, tmp_path, monkeypatch):
     from paperwire.cli import cli
 
-    settings = make_settings(db_path, smtp.port)
+    settings = make_settings(store_arg, smtp.port)
     add_papers(conn, 3)
     activate(conn, settings, "k@example.org", top_n=2)
     monkeypatch.setenv("PAPERWIRE_SECRET_KEY", SECRET)
     runner = CliRunner()
-    out = runner.invoke(cli, ["--db", str(db_path), "digest", "preview", "k@example.org"])
+    out = runner.invoke(cli, ["--db", str(store_arg), "digest", "preview", "k@example.org"])
     assert out.exit_code == 0, out.output
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in out.output and "Paper 3" in out.output
     eml, html = tmp_path / "d.eml", tmp_path / "d.html"
-    assert runner.invoke(cli, ["--db", str(db_path), "digest", "preview", "k@example.org", "-o", str(eml)]).exit_code == 0
-    assert runner.invoke(cli, ["--db", str(db_path), "digest", "preview", "k@example.org", "-o", str(html)]).exit_code == 0
+    assert runner.invoke(cli, ["--db", str(store_arg), "digest", "preview", "k@example.org", "-o", str(eml)]).exit_code == 0
+    assert runner.invoke(cli, ["--db", str(store_arg), "digest", "preview", "k@example.org", "-o", str(html)]).exit_code == 0
     assert eml.read_bytes().startswith(b"From:") or b"Message-ID" in eml.read_bytes()
     assert html.read_text().lstrip().startswith("<!DOCTYPE html>")
     assert sql.send_counts(conn) == {} and conn.execute("SELECT COUNT(*) FROM digest_sent_papers").fetchone()[0] == 0
     assert smtp.messages == []
-    bad = runner.invoke(cli, ["--db", str(db_path), "digest", "preview", "not an address"])
+    bad = runner.invoke(cli, ["--db", str(store_arg), "digest", "preview", "not an address"])
     assert bad.exit_code == 1 and "valid email address" in bad.output
 
 

@@ -39,8 +39,8 @@ def test_4xx_then_success_is_retried_with_backoff(conn, db_path, smtp):
     assert row["attempts"] == 3 and row["state"] == "sent" and "451" in row["last_error"]
 
 
-def test_5xx_is_permanent_recorded_and_reported(conn, db_path, smtp, monkeypatch):
-    settings = make_settings(db_path, smtp.port, digest_bounce_threshold=2)
+def test_5xx_is_permanent_recorded_and_reported(conn, store_arg, smtp, monkeypatch):
+    settings = make_settings(store_arg, smtp.port, digest_bounce_threshold=2)
     add_papers(conn, 4)
     activate(conn, settings, "ok@example.org", top_n=2)
     bad = activate(conn, settings, "gone@example.org", top_n=2)
@@ -63,11 +63,11 @@ def test_5xx_is_permanent_recorded_and_reported(conn, db_path, smtp, monkeypatch
     from datetime import datetime, timedelta, timezone
 
     tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
-    out = CliRunner().invoke(cli, ["--db", str(db_path), "digest", "send", "--frequency", "daily", "--now", tomorrow])
+    out = CliRunner().invoke(cli, ["--db", str(store_arg), "digest", "send", "--frequency", "daily", "--now", tomorrow])
     assert out.exit_code == 1
     assert "failed: gone@example.org: 550" in out.output
     assert sql.get_subscription(conn, bad["id"])["status"] == "bounced"  # 2 consecutive permanent failures
-    out = CliRunner().invoke(cli, ["--db", str(db_path), "digest", "list", "--problems"])
+    out = CliRunner().invoke(cli, ["--db", str(store_arg), "digest", "list", "--problems"])
     assert out.exit_code == 0 and out.output.count("gone@example.org") == 2 and "550 5.1.1" in out.output
 
 

@@ -122,14 +122,14 @@ def test_worker_command_runs_and_stops_on_sigterm(db_path, smtp):
     assert len(smtp.messages) == 1  # same period: nothing sent twice
 
 
-def test_a_worker_whose_lease_is_taken_over_stops_before_the_next_mail(conn, db_path, smtp, no_sync, monkeypatch):
+def test_a_worker_whose_lease_is_taken_over_stops_before_the_next_mail(conn, store_arg, smtp, no_sync, monkeypatch):
     """Presumed dead (its lease taken over while it was stuck), a worker stops at the next
     safe point instead of racing the new owner; the rest of the period is sent once, by
     the next owner."""
     from paperwire.digest import send
     from paperwire.store import jobs as job_rows
 
-    settings = make_settings(db_path, smtp.port, digest_hour=7, sync_hour=23, job_lease_s=0.9)
+    settings = make_settings(store_arg, smtp.port, digest_hour=7, sync_hour=23, job_lease_s=0.9)
     add_papers(conn, 6, now=MONDAY_6)
     people = [f"r{i}@example.org" for i in range(4)]
     for who in people:
