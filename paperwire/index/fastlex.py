@@ -309,21 +309,14 @@ def stem_words(words) -> list[str]:
     return _snowball().stemWords([w.lower() for w in words if w])
 
 
-_TEXT_TOKEN = re.compile(r"[^\W_]+")
-
-
-def text_stems(text: str, heads: set[str] | None = None) -> set[str]:
-    """The distinct stems of a text as ``en_stem`` indexes it (runs of letters and digits,
-    lower case, tokens over 40 characters dropped, Snowball stems). With ``heads``, only the
-    tokens that begin with one of them are stemmed: asking whether a text holds a few stems
-    (their first three letters), this skips most of the stemming, which is the cost."""
-    text = text.lower()
-    if heads is None:
-        found = _TEXT_TOKEN.findall(text)
-    elif heads:
-        found = _heads_pattern(frozenset(heads)).findall(text)
-    else:
-        found = []
+def text_stems(text: str, heads: set[str]) -> set[str]:
+    """Which stems a text holds, as ``en_stem`` indexes it (runs of letters and digits, lower
+    case, tokens over 40 characters dropped, Snowball stems), among those of its tokens that
+    begin with one of ``heads`` (the first three letters of the stems asked about): stemming
+    every token would be most of the cost."""
+    if not heads:
+        return set()
+    found = _heads_pattern(frozenset(heads)).findall(text.lower())
     return set(_snowball().stemWords([t for t in set(found) if len(t) <= 40]))
 
 
