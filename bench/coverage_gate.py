@@ -24,19 +24,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_prf import demo_sets, ndcg10, scifact  # noqa: E402
 
 
-def attach_coverage(cands: dict) -> None:
-    """Set ``c.coverage`` on every query's candidates (the product's own function)."""
+def attach_coverage(cands: dict, absent: float = 0.0) -> None:
+    """Set ``c.coverage`` on every query's candidates (the product's own function). With
+    ``absent`` > 0, a query word that no paper contains counts too, at ``absent`` times the
+    idf of a word one paper contains: the lexical side cannot cover it."""
+    import math
+
     from paperwire.index.coverage import lexical_coverage
-    from paperwire.index.fastlex import fast_ready
+    from paperwire.index.fastlex import fast_ready, stem_words
 
     for c in cands.values():
         fast = fast_ready(c.conn)
-        c.coverage = lexical_coverage(c.conn, fast.term_idf(c.words), [r for r, _ in c.lex])
+        idf = fast.term_idf(c.words)
+        if absent > 0:
+            n = fast.index.searcher().num_docs
+            top = math.log(1.0 + (n - 0.5) / 1.5)
+            idf.update({s: absent * top for s in set(stem_words(c.words)) if s not in idf})
+        c.coverage = lexical_coverage(c.conn, idf, [r for r, _ in c.lex])
+
+
+# --untrusted-weight: the best sentence's weight where the lexical side weighs nothing,
+# interpolated to the shipped weight at full trust (None: the shipped weight throughout).
+UNTRUSTED_WEIGHT = None
 
 
 def gated(c, low: float, high: float) -> list[int]:
     g = 1.0 if high <= low else float(np.clip((c.coverage - low) / (high - low), 0.0, 1.0))
-    return c.ranking(c.q, trust=g)
+    w = None
+    if UNTRUSTED_WEIGHT is not None:
+        w = g * c.fusion.passage_weight + (1 - g) * UNTRUSTED_WEIGHT
+    return c.ranking(c.q, trust=g, passage_weight=w)
 
 
 def mean(cands, rels, low, high) -> float:
@@ -51,13 +68,19 @@ def main() -> None:
     ap.add_argument("--lows", default="0.15,0.2,0.25,0.3,0.35")
     ap.add_argument("--highs", default="0.3,0.35,0.4,0.45,0.5,0.6")
     ap.add_argument("--choose", default=None, help="LOW,HIGH whose SciFact test to print")
+    ap.add_argument("--absent", type=float, default=0.0,
+                    help="count query words no paper contains, at this times a df-1 word's idf")
+    ap.add_argument("--untrusted-weight", type=float, default=None,
+                    help="the best sentence's weight at lexical trust 0 (linear up to the shipped one at 1)")
     args = ap.parse_args()
+    global UNTRUSTED_WEIGHT
+    UNTRUSTED_WEIGHT = args.untrusted_weight
     from paperwire.index.hybrid import DEFAULT_FUSION
 
     sets = {"SciFact train": scifact(args.beir, args.scratch, "train", DEFAULT_FUSION, False)}
     sets.update(demo_sets(args.demo, DEFAULT_FUSION, False))
     for cands, _ in sets.values():
-        attach_coverage(cands)
+        attach_coverage(cands, args.absent)
     for name, (cands, _) in sets.items():
         cov = np.array([c.coverage for c in cands.values()])
         print(f"{name}: coverage p10/p25/p50/p75 " + "/".join(f"{v:.2f}" for v in np.percentile(cov, [10, 25, 50, 75])))
@@ -71,7 +94,7 @@ def main() -> None:
     if args.choose:
         low, high = (float(x) for x in args.choose.split(","))
         test, rtest = scifact(args.beir, args.scratch, "test", DEFAULT_FUSION, False)
-        attach_coverage(test)
+        attach_coverage(test, args.absent)
         print(f"SciFact test: no gate {mean(test, rtest, 0, 0):.4f}, low {low} high {high} {mean(test, rtest, low, high):.4f}")
 
 

@@ -71,12 +71,13 @@ class Candidates:
                 ints = np.frombuffer(blob[4 * n : 4 * n + n * dim], dtype=np.int8).reshape(n, dim)
                 self.sent[rowid] = ints.astype(np.float32) * scales[:, None]
 
-    def ranking(self, q: np.ndarray, sem_list=None, trust: float = 1.0) -> list[int]:
-        """The shipped fusion of these candidates for query vector ``q``."""
+    def ranking(self, q: np.ndarray, sem_list=None, trust: float = 1.0, passage_weight=None) -> list[int]:
+        """The shipped fusion of these candidates for query vector ``q`` (``passage_weight``:
+        another weight of the best sentence's cosine than the shipped one)."""
         from paperwire.index.hybrid import fuse
 
         cos = dict(zip(self.rows, (self.vecs @ q).tolist()))
-        w = self.fusion.passage_weight
+        w = self.fusion.passage_weight if passage_weight is None else passage_weight
 
         def rescore(c):
             out = dict(c)

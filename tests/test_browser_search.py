@@ -48,3 +48,29 @@ def test_no_match_corrected_and_did_you_mean(browser, tmp_path):
         assert page.locator('[data-state="did-you-mean"]').count() == 0
         assert page.locator(".result-line").is_visible()
         assert not watch.problems, watch.problems
+
+
+def test_a_pasted_long_query_is_cut_at_a_word_boundary_with_a_note(browser, tmp_path):
+    """A paragraph pasted into a search box reaches the server whole (the box accepts more than
+    the engine's 250 characters), which cuts it at a word boundary and says so: a browser's own
+    maxlength would have cut it mid-word, silently."""
+    words = ("sparse mixture of experts routing with load balancing across accelerators "
+             "for efficient inference of large language models under tight memory budgets ")
+    long_q = (words * 4).strip()  # ~620 characters
+    assert len(long_q) > 400
+    with live_server(demo_db(tmp_path)) as site:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        watch = Watch(page)
+        for start, box in ((f"{site}/search", ".searchform input[name=q]"), (f"{site}/", "header input[name=q]")):
+            page.goto(start)
+            page.focus(box)
+            page.keyboard.insert_text(long_q)  # what a paste does: the box's maxlength applies
+            assert page.locator(box).input_value() == long_q
+            page.keyboard.press("Enter")
+            page.wait_for_load_state()
+            shown = page.locator(".searchform input[name=q]").input_value()
+            assert 200 < len(shown) <= 250 and long_q.startswith(shown) and long_q[len(shown)] == " "
+            assert f"the query was cut to {len(shown)} characters" in page.locator("main").inner_text()
+            assert page.locator(".cards article.card").count() > 0
+        page.screenshot(path=str(SHOTS / "search-long-query-cut.png"))
+        assert not watch.problems, watch.problems

@@ -74,13 +74,28 @@ def _ready(page):
     page.wait_for_timeout(200)  # one animation frame after the data arrived
 
 
-def test_map_zoom_hover_click_desktop(browser, site):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+def _view(canvas) -> tuple[float, float]:
+    tx, ty = canvas.get_attribute("data-view").split(",")
+    return float(tx), float(ty)
+
+
+PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+
+
+def _open_map(browser, site, **context):
+    """A fresh context on /map, data drawn: (context, page, watch, canvas, its centre)."""
+    ctx = browser.new_context(**(context or {"viewport": {"width": 1280, "height": 900}}))
     page = ctx.new_page()
     watch = Watch(page)
     page.goto(site + "/map")
     _ready(page)
     canvas = page.locator("#map-canvas")
+    box = canvas.bounding_box()
+    return ctx, page, watch, canvas, (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_map_zoom_hover_click_desktop(browser, site):
+    ctx, page, watch, canvas, _ = _open_map(browser, site)
     assert int(canvas.get_attribute("data-points")) > 2000
     assert _canvas_shot(page, "map-desktop.png") > 40  # dots in many cluster colours and labels, not blank
     box = canvas.bounding_box()
@@ -126,13 +141,7 @@ def test_map_search_highlight_and_header_link(browser, site):
 
 
 def test_map_on_a_phone_touch_and_dark(browser, site):
-    ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                              has_touch=True, color_scheme="dark")
-    page = ctx.new_page()
-    watch = Watch(page)
-    page.goto(site + "/map")
-    _ready(page)
-    canvas = page.locator("#map-canvas")
+    ctx, page, watch, canvas, _ = _open_map(browser, site, color_scheme="dark", **PHONE)
     box = canvas.bounding_box()
     assert box["width"] <= 390 and box["height"] > 300  # fits the screen, no sideways scroll
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -148,5 +157,49 @@ def test_map_on_a_phone_touch_and_dark(browser, site):
     page.touchscreen.tap(box["x"] + x, box["y"] + y)
     page.wait_for_url("**/papers/**", timeout=10000)
     assert page.url.endswith("/papers/" + pid)
+    assert watch.problems == [], watch.problems
+    ctx.close()
+
+
+def test_map_pans_by_mouse_drag(browser, site):
+    """Dragging moves the map by exactly the drag, and opens nothing."""
+    ctx, page, watch, canvas, (x0, y0) = _open_map(browser, site)
+    before = _view(canvas)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 150, y0 + 90, steps=6)
+    page.mouse.up()
+    after = _view(canvas)
+    assert abs(after[0] - before[0] - 150) < 1.5 and abs(after[1] - before[1] - 90) < 1.5, (before, after)
+    assert page.url.endswith("/map")  # a drag is not a click: no paper opened
+    assert watch.problems == [], watch.problems
+    ctx.close()
+
+
+def test_map_pans_by_finger_and_pinch_zooms_on_a_phone(browser, site):
+    """One finger pans the map by its path; two fingers pinch-zoom by the ratio of their spread."""
+    ctx, page, watch, canvas, (cx, cy) = _open_map(browser, site, **PHONE)
+    cdp = ctx.new_cdp_session(page)
+
+    def touch(kind, points):
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+            {"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]})
+
+    before = _view(canvas)
+    touch("touchStart", [(cx, cy)])
+    for k in range(1, 7):
+        touch("touchMove", [(cx - 10 * k, cy + 8 * k)])
+    touch("touchEnd", [])
+    after = _view(canvas)
+    assert abs(after[0] - before[0] + 60) < 1.5 and abs(after[1] - before[1] - 48) < 1.5, (before, after)
+    assert page.url.endswith("/map")
+    scale = float(canvas.get_attribute("data-scale"))
+    touch("touchStart", [(cx - 30, cy), (cx + 30, cy)])
+    for k in range(1, 9):
+        touch("touchMove", [(cx - 30 - 10 * k, cy), (cx + 30 + 10 * k, cy)])
+    touch("touchEnd", [])
+    zoomed = float(canvas.get_attribute("data-scale"))
+    assert 3.5 < zoomed / scale < 3.8, (scale, zoomed)  # fingers 60 px -> 220 px apart: 3.67x
+    _canvas_shot(page, "map-phone-pinched.png")
     assert watch.problems == [], watch.problems
     ctx.close()

@@ -75,6 +75,13 @@ def test_highlights_today_search_library(mapped):
     hits = r.json()["ids"]
     assert hits and all(h.startswith("astro-") for h in hits[:5]), hits[:5]
     assert c.get("/api/v1/map/highlight?set=search&q=").status_code == 400
+    # A long query is cut at a word boundary, as the search page cuts it, and the note says so.
+    long_q = "galaxy telescope " * 20
+    long = c.get("/api/v1/map/highlight", params={"set": "search", "q": long_q}).json()
+    assert long["ids"] and long["q"] == ("galaxy telescope " * 14).strip() + " galaxy"
+    assert long["note"].startswith(f"the query was cut to {len(long['q'])} characters")
+    page = c.get("/map", params={"q": long_q}).text
+    assert f'value="{long["q"]}"' in page and 'maxlength="2000"' in page
     assert c.get("/api/v1/map/highlight?set=library").status_code == 401
     signup(c, "mapper")
     from paperwire import library

@@ -183,6 +183,19 @@ def test_totals_are_the_same_whatever_the_sort_and_exact(conn, engine):
         assert days == sorted(days, reverse=True) and days[0].startswith("2023-12")
 
 
+def test_semantic_totals_are_a_lower_bound_the_same_whatever_the_sort(conn, engine):
+    """Semantic mode ranks its nearest papers, never "all that match": with more papers than
+    it ranks, its total is a lower bound ("50+"), the same for every sort, and a deeper page's
+    total never goes under it."""
+    _widgets(conn)
+    emb = FakeEmbedder()
+    update_index(conn, embedder=emb)
+    results = {s: search(conn, "widget", mode="semantic", sort=s, embedder=emb) for s in ("relevance", "date", "votes")}
+    assert {(r.total, r.total_exact, r.total_text()) for r in results.values()} == {(50, False, "50+")}
+    deeper = search(conn, "widget", mode="semantic", limit=20, offset=60, embedder=emb)
+    assert deeper.hits and deeper.total >= 50
+
+
 def test_total_is_a_lower_bound_past_the_count_cap(conn, engine, monkeypatch):
     _widgets(conn)
     update_index(conn, semantic=False)
@@ -216,6 +229,26 @@ def test_site_cuts_long_queries_api_refuses_them(tmp_path):
     assert r.status_code == 422
     r = client.get("/api/papers/search", params={"q": "quantum entanglement"})
     assert r.status_code == 200 and r.headers["X-Total-Exact"] in ("true", "false")
+
+
+def test_search_page_says_whether_a_total_is_exact(tmp_path, monkeypatch):
+    from web_support import demo_db, make_client
+
+    client = make_client(demo_db(tmp_path))
+    seen = set()
+    for q, cap in (("mixture of experts", None), ("language models", 30)):
+        if cap:
+            monkeypatch.setattr(search_mod, "COUNT_CAP", cap)  # counting stops there: a lower bound
+        mode = "lexical"  # the test site has no embedder
+        js = client.get("/search", params={"q": q, "mode": mode}, headers={"Accept": "application/json"}).json()
+        page = client.get("/search", params={"q": q, "mode": mode}).text
+        total = f"{js['total']:,}"
+        if js["totalExact"]:
+            assert f"{total} result" in page and "(exact)" in page, (q, mode)
+        else:
+            assert f"{total}+ results (at least {total})" in page, (q, mode)
+        seen.add(js["totalExact"])
+    assert seen == {True, False}  # both kinds were shown
 
 
 def test_search_page_shows_spelling_and_no_match_states(tmp_path):

@@ -239,9 +239,16 @@ def test_cli_map_build_and_status(tmp_path):
     assert r.exit_code == 0 and '"built": true' in r.output and '"unplaced": 0' in r.output
 
 
-def test_weekly_digest_links_the_rising_chart(built, tmp_path):
-    """A weekly digest gets the rising-topics PNG (linked, week pinned) as a paper-less last
-    section: the at-most-once ledger (paper_rowids) is unchanged by it; daily digests never get it."""
+def test_weekly_digest_embeds_the_rising_chart(built, tmp_path):
+    """A weekly digest gets the rising-topics PNG as a paper-less last section, embedded in the
+    mail (multipart/related, cid:) so it shows where remote images are blocked; the text part
+    links it (week pinned). The at-most-once ledger (paper_rowids) is unchanged by it; daily
+    digests never get it."""
+    import email
+    from email import policy
+
+    from PIL import Image
+
     from digest_support import activate, make_settings
     from paperwire.digest.compose import compose_digest
     from paperwire.digest.render import digest_message
@@ -253,16 +260,54 @@ def test_weekly_digest_links_the_rising_chart(built, tmp_path):
     assert d.sections and d.sections[-1].key == "rising" and d.sections[-1].papers == []
     assert len(d.paper_rowids) == sum(len(s.papers) for s in d.sections[:-1]) > 0
     _, raw = digest_message(settings, d, now=END)
-    import email
-    from email import policy
-
     msg = email.message_from_bytes(raw, policy=policy.default)
-    body = msg.get_body(("html",)).get_content() + msg.get_body(("plain",)).get_content()
-    assert "https://papers.example/trends/rising.png?week=2026-11-16" in body
-    assert "Rising topics, week of Nov 16, 2026" in body
+    assert not msg.defects and msg.get_content_type() == "multipart/alternative"
+    html_part, plain_part = msg.get_body(("html",)), msg.get_body(("plain",))
+    html, plain = html_part.get_content(), plain_part.get_content()
+    assert "Rising topics, week of Nov 16, 2026" in html and "Rising topics, week of Nov 16, 2026" in plain
+    assert "https://papers.example/trends/rising.png?week=2026-11-16" in plain
+    related = [p for p in msg.walk() if p.get_content_type() == "multipart/related"]
+    assert len(related) == 1 and related[0].get_param("type") == "text/html"
+    images = [p for p in msg.walk() if p.get_content_type() == "image/png"]
+    assert len(images) == 1
+    cid = images[0]["Content-ID"].strip("<>")
+    assert f'src="cid:{cid}"' in html and "trends/rising.png" not in html
+    png = images[0].get_content()
+    assert png == d.sections[-1].image
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and img.size[0] == 600
+    assert len(raw) < 64_000, len(raw)  # stored once per recipient in the ledger: keep it small
+    # Without the image (an older composed section), the HTML links the chart instead.
+    d.sections[-1].image = None
+    _, raw2 = digest_message(settings, d, now=END)
+    msg2 = email.message_from_bytes(raw2, policy=policy.default)
+    assert "https://papers.example/trends/rising.png?week=2026-11-16" in msg2.get_body(("html",)).get_content()
+    assert not [p for p in msg2.walk() if p.get_content_maintype() == "image"]
     daily = activate(conn, settings, "d@example.org", frequency="daily", top_n=5)
     dd = compose_digest(conn, settings, daily, period="daily:2026-11-18", now=END)
     assert all(s.key != "rising" for s in dd.sections)
+
+
+def test_weekly_digest_chart_arrives_through_smtp(built):
+    """Composed, stored in the ledger and delivered to a real SMTP server, the weekly mail still
+    holds the chart's PNG, byte for byte, and the HTML that references it."""
+    from digest_support import SmtpServer, activate, make_settings
+    from paperwire.digest import send as digest_send
+    from paperwire.topics.trends import digest_rising
+
+    path, conn, _ = built
+    with SmtpServer() as smtp:
+        settings = make_settings(path, smtp.port)
+        activate(conn, settings, "smtp-weekly@example.org", frequency="weekly", top_n=3)
+        report = digest_send.run_digests(conn, settings, "weekly", now=END)
+        assert report.ok
+        smtp.wait_for(1)
+        got = smtp.handler.to("smtp-weekly@example.org")
+    assert len(got) == 1
+    msg = got[0].msg
+    images = [p for p in msg.walk() if p.get_content_type() == "image/png"]
+    assert len(images) == 1 and images[0].get_content() == digest_rising(conn)[2]
+    assert f'cid:{images[0]["Content-ID"].strip("<>")}' in msg.get_body(("html",)).get_content()
 
 
 def test_worker_refits_weekly_and_places_in_between(tmp_path):

@@ -137,15 +137,16 @@ def compose_digest(conn: sqlite3.Connection, settings: Settings, sub: dict, *, p
 
 
 def _add_rising(conn, cache: ComposeCache, digest: Digest) -> None:
-    """The topic map's "rising topics" chart (a linked PNG) as a paper-less last section."""
+    """The topic map's "rising topics" chart (a PNG the mail embeds) as a paper-less last section."""
     if not hasattr(cache, "rising"):
         from paperwire.topics.trends import digest_rising
 
         cache.rising = digest_rising(conn)  # once per run, shared by every subscriber
     if cache.rising:
-        week, rows = cache.rising
+        week, rows, png = cache.rising
         section = Section("rising", f"Rising topics, week of {week:%b %d, %Y}", [])
         section.week = week.isoformat()  # the chart's URL pins the week the mail describes
+        section.image = png  # embedded (cid:), so it shows where remote images are blocked
         section.topics = [r["label"] for r in rows]
         digest.sections.append(section)
 

@@ -1,5 +1,9 @@
 """Rendering mails: Jinja2 templates -> multipart/alternative (text + HTML) bytes.
 
+A weekly digest's "rising topics" chart travels inside the mail: the HTML part then sits in
+a multipart/related with the PNG (``Content-ID``, referenced as ``cid:``), so the chart shows
+in clients that block remote images and for sites that are not publicly reachable.
+
 Everything user- or feed-supplied is escaped by Jinja2's autoescape in HTML (an
 abstract holding ``<script>`` shows as text) and HTML is styled inline (mail
 clients drop ``<style>`` blocks and never run scripts). Headers: Message-ID,
@@ -9,6 +13,7 @@ Date, List-Id, List-Unsubscribe (https + mailto) and RFC 8058
 
 from __future__ import annotations
 
+import base64
 import binascii
 import re
 import secrets
@@ -116,8 +121,9 @@ def _qp(body: str) -> bytes:
 
 
 def _build(settings: Settings, *, to: str, subject: str, text: str, html: str, message_id: str,
-           links: dict, now: datetime | None) -> bytes:
-    """multipart/alternative (text/plain, then text/html; quoted-printable utf-8), CRLF."""
+           links: dict, now: datetime | None, images: dict[str, bytes] | None = None) -> bytes:
+    """multipart/alternative (text/plain, then text/html; quoted-printable utf-8), CRLF.
+    ``images`` ({Content-ID: PNG}): the HTML part becomes a multipart/related holding them."""
     name, addr = parseaddr(settings.mail_from)
     boundary = f"=_pw_{secrets.token_hex(12)}"
     date = format_datetime((now or datetime.now(timezone.utc)).astimezone(timezone.utc))
@@ -134,10 +140,22 @@ def _build(settings: Settings, *, to: str, subject: str, text: str, html: str, m
     ])
     parts = []
     for subtype, body in (("plain", text), ("html", html)):
-        parts.append(f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+        parts.append(f"--{boundary}\r\n".encode("ascii"))
+        if subtype == "html" and images:
+            related = f"=_pw_{secrets.token_hex(12)}"
+            parts.append(f'Content-Type: multipart/related; boundary="{related}"; type="text/html"\r\n\r\n'
+                         f"--{related}\r\n".encode("ascii"))
+        parts.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
                      "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii"))
         parts.append(_qp(body))
         parts.append(b"\r\n")
+        if subtype == "html" and images:
+            for cid, png in images.items():
+                parts.append(f"--{related}\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n"
+                             f"Content-ID: <{cid}>\r\n"
+                             f'Content-Disposition: inline; filename="{cid.split("@")[0]}.png"\r\n\r\n'.encode("ascii"))
+                parts.append(base64.encodebytes(png).replace(b"\n", b"\r\n"))
+            parts.append(f"--{related}--\r\n".encode("ascii"))
     return head + b"".join(parts) + f"--{boundary}--\r\n".encode("ascii")
 
 
@@ -167,18 +185,26 @@ def digest_message(settings: Settings, digest, *, now: datetime | None = None,
     links = sub_links(settings, sub)
     message_id = message_id or new_message_id(settings, f"digest.{digest.period}.{sub['id']}")
     user_id = sub.get("user_id")
-    sections = [{"title": s.title, "key": s.key, "week": getattr(s, "week", None), "topics": getattr(s, "topics", []),
-                 "papers": [{**p, "url": paper_url(settings, p["paper_id"]), "votes": paper_votes(p),
-                             "actions": _actions(settings, user_id, p["paper_id"])}
-                            for p in s.papers]}
-                for s in digest.sections]
+    images: dict[str, bytes] = {}
+    sections = []
+    for s in digest.sections:
+        image = getattr(s, "image", None)
+        cid = None
+        if image:
+            cid = f"{s.key}.{getattr(s, 'week', None) or digest.period}@{mail_domain(settings)}"
+            images[cid] = image
+        sections.append({"title": s.title, "key": s.key, "week": getattr(s, "week", None), "image_cid": cid,
+                         "topics": getattr(s, "topics", []),
+                         "papers": [{**p, "url": paper_url(settings, p["paper_id"]), "votes": paper_votes(p),
+                                     "actions": _actions(settings, user_id, p["paper_id"])}
+                                    for p in s.papers]})
     ctx = {"sub": sub, "sections": sections, "links": links, "site": settings.base_url.rstrip("/"),
            "period": digest.period, "count": len(digest.paper_rowids),
            "label": "daily" if sub["frequency"] == "daily" else "weekly"}
     text = env().get_template("digest.txt").render(ctx)
     html = env().get_template("digest.html").render(ctx)
     return message_id, _build(settings, to=sub["email"], subject=digest_subject(digest), text=text,
-                              html=html, message_id=message_id, links=links, now=now)
+                              html=html, message_id=message_id, links=links, now=now, images=images)
 
 
 def confirmation_message(settings: Settings, sub: dict, *, kind: str = "confirm",

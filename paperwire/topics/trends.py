@@ -97,14 +97,15 @@ def growth_text(row: dict) -> str:
     return "new" if row["growth"] is None else f"+{row['growth'] * 100:.0f}%"
 
 
-def digest_rising(conn: sqlite3.Connection) -> tuple[date, list[dict]] | None:
-    """(Monday of the week, rising rows) for the weekly digest's chart; None when there is no
-    map or nothing rose (the digest then has no chart)."""
+def digest_rising(conn: sqlite3.Connection) -> tuple[date, list[dict], bytes] | None:
+    """(Monday of the week, rising rows, the chart as PNG) for the weekly digest, which embeds
+    the chart in the mail; None when there is no map or nothing rose (no chart then)."""
     from paperwire.store.meta import table_exists
+    from paperwire.topics.charts import rising_png
 
     if not table_exists(conn, "topic_map_points") or not sql.point_count(conn):
         return None
     tr = weekly(conn)
     if tr.empty or not tr.rising:
         return None
-    return tr.weeks[-1], tr.rising
+    return tr.weeks[-1], tr.rising, rising_png(tr)

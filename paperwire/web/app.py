@@ -138,6 +138,7 @@ def create_app(settings: Settings, *, demo: bool = False, cache: bool = True) ->
     app.include_router(feeds.router)
     app.include_router(account_routes.router)
     st.env.globals["has_digest"] = _include_digest_routes(app)
+    st.env.globals["query_input_chars"] = importlib.import_module("paperwire.web.searching").QUERY_INPUT_CHARS
     importlib.import_module("paperwire.web.library_routes").install(app, st)  # library pages + /api/v1/library
     importlib.import_module("paperwire.web.foryou_routes").install(app, st)  # For you, follows, feedback API
     importlib.import_module("paperwire.web.discuss_routes").install(app, st)  # comments, notifications, moderation

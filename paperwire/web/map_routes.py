@@ -125,7 +125,9 @@ def api_map_highlight(request: Request, which: str | None = Query(None, alias="s
         note = f"{len(ids)} of the top {len(pids)} results are on the map"
         if getattr(res, "no_match", False) or not pids:
             note = "no paper matches this query"
-        resp = json_response({"set": which, "q": q[:250], "ids": ids, "note": note})
+        if res.cut_from is not None:
+            note = f"{res.notes[0]}; {note}"  # the cut note run_search put first
+        resp = json_response({"set": which, "q": res.query, "ids": ids, "note": note})
     elif which == "today":
         day, rowids = sql.newest_day_points(c)
         resp = json_response({"set": which, "day": day, "ids": _ids_for(c, rowids),
@@ -144,10 +146,14 @@ def api_map_highlight(request: Request, which: str | None = Query(None, alias="s
 
 @router.get("/map", include_in_schema=False)
 def map_page(request: Request, q: str | None = None):
-    """The canvas map (drawn by static/map.js from the compact points API)."""
+    """The canvas map (drawn by static/map.js from the compact points API); a long ``q`` is
+    cut at a word boundary, as the search page cuts it."""
+    from paperwire.web.searching import cut_query
+
     c = conn(request)
     status = topic_map.map_status(c, count_unplaced=False)
     return render(request, "map.html", {"status": status, "empty": status["empty_reason"],
+                                        "q": cut_query((q or "").strip()),
                                         "signed_in": current_user(request) is not None,
                                         "coarse": sql.clusters(c, "coarse")[:30]})
 

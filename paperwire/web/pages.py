@@ -190,6 +190,8 @@ async def search_page(request: Request):
                     return json_response({"error": str(exc)}, 422)
             else:
                 ctx["results"] = res
+                if res.cut_from is not None:
+                    ctx["q"] = searching.cut_query(q.strip())  # the box and the pager carry what was searched
                 ctx["pages"] = max(1, min(ceil(res.total / 20), 50))  # the engine pages to 1,000 results
                 ctx["voted"] = _voted(request, [h.paper for h in res.hits if "id" in h.paper])
                 if wants_json(request):

@@ -14,6 +14,10 @@ from paperwire.store import feed
 
 log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 250
+# What the site's search boxes accept: more than the engine's limit, so a pasted paragraph
+# reaches the server, which cuts it at a word boundary and says so (a browser's own
+# maxlength would cut it mid-word, silently).
+QUERY_INPUT_CHARS = 2000
 MODES = ("hybrid", "lexical", "semantic")
 SORTS = ("relevance", "date", "votes")
 
@@ -51,9 +55,11 @@ class Results:
 
     @property
     def total_text(self) -> str:
-        """"1,234 results" / "1,234+ results" / "1 result"."""
-        n = f"{self.total:,}" + ("" if self.total_exact else "+")
-        return f"{n} result{'' if self.total == 1 and self.total_exact else 's'}"
+        """The total for people, saying which kind it is: "1,234 results (exact)", "1 result
+        (exact)", or "1,000+ results (at least 1,000)" when it is a lower bound."""
+        if self.total_exact:
+            return f"{self.total:,} result{'' if self.total == 1 else 's'} (exact)"
+        return f"{self.total:,}+ results (at least {self.total:,})"
 
 
 def cut_query(query: str, limit: int = MAX_QUERY_CHARS) -> str:

@@ -117,6 +117,7 @@
     drawLabels();
     ctx.restore();
     canvas.dataset.scale = view.s.toFixed(3);
+    canvas.dataset.view = view.tx.toFixed(1) + "," + view.ty.toFixed(1);  // the pan, for tests and debugging
     clearTimeout(probeTimer);
     probeTimer = setTimeout(findProbe, 120);
   }
