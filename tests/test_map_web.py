@@ -108,7 +108,8 @@ def test_map_and_trends_pages(mapped):
     js = c.get("/static/map.js")
     assert js.status_code == 200 and "http://" not in js.text and "https://" not in js.text  # nothing remote
     t = c.get("/trends")
-    assert t.status_code == 200 and "Rising this week" in t.text and t.text.count("<svg") == 3
+    assert t.status_code == 200 and "Rising this week" in t.text and t.text.count("<svg") == 4
+    assert 'id="upvotes-weekly"><svg' in t.text
     png = c.get("/trends/rising.png")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     from PIL import Image

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +207,30 @@ def test_weekly_trends_find_the_burst(built):
     svg = charts.line_chart(tr, title='Papers <"per"> week')
     assert svg.startswith("<svg") and svg.count("<polyline") == min(8, len(tr.clusters))
     assert "&lt;&quot;per&quot;&gt;" in svg and '<"per">' not in svg  # labels are escaped
+
+
+def test_upvotes_land_in_their_topic_and_week(built):
+    """Upvotes per topic per week: a paper's upstream and local votes count in its own coarse
+    cluster, in the week of its feed date, and nowhere else."""
+    _, conn, _ = built
+    rowid, coarse = conn.execute("SELECT paper, coarse FROM topic_map_points ORDER BY paper LIMIT 1").fetchone()
+    feed_date, up, local = conn.execute("SELECT feed_date, upvotes, local_upvotes FROM papers WHERE id=?",
+                                        (rowid,)).fetchone()
+    before = trends.weekly(conn)
+    week = before.weeks.index(trends.monday(date.fromisoformat(feed_date[:10])))
+    try:
+        conn.execute("UPDATE papers SET upvotes=upvotes+40, local_upvotes=local_upvotes+2 WHERE id=?", (rowid,))
+        conn.commit()
+        after = trends.weekly(conn)
+    finally:
+        conn.execute("UPDATE papers SET upvotes=?, local_upvotes=? WHERE id=?", (up, local, rowid))
+        conn.commit()
+    b = {c.id: c.upvotes for c in before.clusters}
+    a = {c.id: c.upvotes for c in after.clusters}
+    diff = {(cid, i): a[cid][i] - b[cid][i] for cid in a for i in range(len(a[cid])) if a[cid][i] != b[cid][i]}
+    assert diff == {(coarse, week): 42}
+    svg = charts.line_chart(after, series="upvotes", title="Upvotes per week")
+    assert svg.count("<polyline") == min(8, len(after.clusters))
 
 
 def test_rising_png_is_a_real_image(built):

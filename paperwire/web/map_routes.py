@@ -191,6 +191,7 @@ def trends_page(request: Request, week: str | None = None):
             "empty": None, "trends": tr,
             "papers_svg": charts.line_chart(tr, series="papers", title="Papers per week, biggest topics"),
             "votes_svg": charts.bar_chart(votes, title=f"Upvotes per topic, {len(tr.weeks)} weeks"),
+            "votes_weekly_svg": charts.line_chart(tr, series="upvotes", title="Upvotes per week, the same topics"),
             "rising_svg": charts.bar_chart([(r["label"], float(r["this_week"]),
                                              f"{r['this_week']} ({topic_trends.growth_text(r)})") for r in tr.rising],
                                            title="Rising this week (papers)") if tr.rising else "",

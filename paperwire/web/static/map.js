@@ -86,6 +86,14 @@
     return best;
   }
 
+  var frameImg = null, frame32 = null;
+  var littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+  // Colour ``c`` blended at alpha ``a`` over ``bg``, opaque, as one 32-bit RGBA pixel.
+  function pack(c, bg, a) {
+    var r = Math.round(bg[0] + (c[0] - bg[0]) * a), g = Math.round(bg[1] + (c[1] - bg[1]) * a),
+        b = Math.round(bg[2] + (c[2] - bg[2]) * a);
+    return (littleEndian ? ((255 << 24) | (b << 16) | (g << 8) | r) : ((r << 24) | (g << 16) | (b << 8) | 255)) >>> 0;
+  }
   var pending = false;
   function draw() { if (!pending) { pending = true; requestAnimationFrame(paint); } }
   function paint() {
@@ -93,21 +101,25 @@
     if (!W) return;
     var bg = parseColour(cssVar("--panel", "#ffffff"));
     var cw = canvas.width, ch = canvas.height;
-    var img = ctx.createImageData(cw, ch), d = img.data;
-    for (var p = 0; p < d.length; p += 4) { d[p] = bg[0]; d[p + 1] = bg[1]; d[p + 2] = bg[2]; d[p + 3] = 255; }
+    // One ImageData per canvas size, written as 32-bit pixels: the background is one fill()
+    // and a dot's pixel one store, so a frame of 100k dots costs a few ms (bench/map_frames.py).
+    if (!frameImg || frameImg.width !== cw || frameImg.height !== ch) {
+      frameImg = ctx.createImageData(cw, ch); frame32 = new Uint32Array(frameImg.data.buffer);
+    }
+    var img = frameImg, px32 = frame32;
+    px32.fill(pack(bg, bg, 1));
     var size = Math.max(1, Math.round(dpr * Math.min(4, 1.2 + view.s * 0.5)));
     var anyHi = highlight.search || highlight.today || highlight.library;
+    var a = anyHi ? 0.35 : 0.85;  // fade the rest while something is highlighted
+    var colours = new Uint32Array(palette.length);  // each cluster's colour over the background
+    for (var k = 0; k < palette.length; k++) colours[k] = pack(palette[k], bg, a);
+    var scale = base * view.s * dpr, ox = view.tx * dpr, oy = view.ty * dpr, maxX = cw - size, maxY = ch - size;
     for (var i = 0; i < n; i++) {
-      var X = Math.round(sx(xs[i]) * dpr), Y = Math.round(sy(ys[i]) * dpr);
-      if (X < 0 || Y < 0 || X >= cw - size || Y >= ch - size) continue;
-      var c = palette[cs[i] % palette.length];
-      var a = anyHi ? 0.35 : 0.85;  // fade the rest while something is highlighted
-      for (var yy = 0; yy < size; yy++) {
-        var row = ((Y + yy) * cw + X) * 4;
-        for (var xx = 0; xx < size; xx++) {
-          var o = row + xx * 4;
-          d[o] = d[o] + (c[0] - d[o]) * a; d[o + 1] = d[o + 1] + (c[1] - d[o + 1]) * a; d[o + 2] = d[o + 2] + (c[2] - d[o + 2]) * a;
-        }
+      var X = Math.round(xs[i] * scale + ox), Y = Math.round(ys[i] * scale + oy);
+      if (X < 0 || Y < 0 || X >= maxX || Y >= maxY) continue;
+      var col = colours[cs[i] % colours.length];
+      for (var yy = 0, row = Y * cw + X; yy < size; yy++, row += cw) {
+        for (var xx = 0; xx < size; xx++) px32[row + xx] = col;
       }
     }
     ctx.putImageData(img, 0, 0);
@@ -125,19 +137,32 @@
   // settles: what the browser tests click, and a stable "paper in the middle" for scripts.
   var probeTimer = null;
   function findProbe() {
-    var vis = [];
-    for (var i = 0; i < n; i++) {
-      var X = sx(xs[i]), Y = sy(ys[i]);
-      if (X > 20 && Y > 20 && X < W - 60 && Y < H - 20) vis.push([Math.abs(X - W / 2) + Math.abs(Y - H / 2), i]);
+    // Grows a window about the middle (40 px, doubled until a dot qualifies or the window
+    // covers the screen), read from the grid: a settled view never scans a million dots.
+    if (!grid || !n) return;
+    var cx = W / 2, cy = H / 2, checked = 0, pick = -1, first = -1, seen = {};
+    for (var half = 40; ; half *= 2) {
+      var whole = half >= Math.max(W, H), r = half / (base * view.s), vis = [];
+      var gx0 = Math.max(0, (wx(cx) - r) * G | 0), gx1 = Math.min(G - 1, (wx(cx) + r) * G | 0);
+      var gy0 = Math.max(0, (wy(cy) - r) * G | 0), gy1 = Math.min(G - 1, (wy(cy) + r) * G | 0);
+      for (var gy = gy0; gy <= gy1; gy++) for (var gx = gx0; gx <= gx1; gx++) {
+        var cell = grid[gy * G + gx]; if (!cell) continue;
+        for (var c = 0; c < cell.length; c++) {
+          var i = cell[c], X = sx(xs[i]), Y = sy(ys[i]), d = Math.abs(X - cx) + Math.abs(Y - cy);
+          // Within `half` (Manhattan) every dot is in the window, so their order is exact.
+          if (X > 20 && Y > 20 && X < W - 60 && Y < H - 20 && (whole || d <= half) && !seen[i]) vis.push([d, i]);
+        }
+      }
+      vis.sort(function (a, b) { return a[0] - b[0]; });
+      for (var k = 0; k < vis.length && checked < 400 && pick < 0; k++, checked++) {
+        var j = vis[k][1];
+        seen[j] = true;
+        if (first < 0) first = j;
+        if (nearestOther(j, 20) < 0) pick = j;
+      }
+      if (pick >= 0 || whole || checked >= 400) break;
     }
-    vis.sort(function (a, b) { return a[0] - b[0]; });
-    var pick = vis.length ? vis[0][1] : -1;
-    for (var k = 0; k < Math.min(vis.length, 400); k++) {
-      var j = vis[k][1], alone = true;
-      var near = nearestOther(j, 20);
-      if (near >= 0) alone = false;
-      if (alone) { pick = j; break; }
-    }
+    if (pick < 0) pick = first;
     if (pick < 0) { delete canvas.dataset.probeId; canvas.dataset.probeScale = ""; return; }
     canvas.dataset.probeId = ids[pick];
     canvas.dataset.probeX = sx(xs[pick]).toFixed(1);
