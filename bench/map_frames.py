@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
-import socket
 import statistics
-import threading
+import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from web_support import live_server  # noqa: E402  (the tests' real uvicorn-in-a-thread server)
 
 SCREENS = {
     "desktop-dpr1": dict(viewport={"width": 1280, "height": 900}, device_scale_factor=1),
@@ -81,35 +81,6 @@ SETTLE = """async () => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve(db: Path):
-    """The real app on 127.0.0.1 in a thread; yields its base URL."""
-    import uvicorn
-
-    from paperwire.settings import Settings
-    from paperwire.web.app import create_app
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    app = create_app(Settings(db_path=db, base_url=url, secret_key=secrets.token_hex(16), embedder="none"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def _stats(samples: list[float]) -> dict:
     s = sorted(samples)
     p95 = s[min(len(s) - 1, int(0.95 * len(s)))]
@@ -152,7 +123,7 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    with serve(args.db) as url, sync_playwright() as pw:
+    with live_server(args.db) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=args.chromium, headless=True,
                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         for screen in args.screens.split(","):
