@@ -98,12 +98,18 @@ def test_map_zoom_hover_click_desktop(browser, site):
     ctx, page, watch, canvas, _ = _open_map(browser, site)
     assert int(canvas.get_attribute("data-points")) > 2000
     assert _canvas_shot(page, "map-desktop.png") > 40  # dots in many cluster colours and labels, not blank
+    assert canvas.get_attribute("data-label-level") == "coarse"
+    coarse_shown = canvas.get_attribute("data-labels").split(" | ")
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     for _ in range(3):
         page.mouse.wheel(0, -400)
         page.wait_for_timeout(150)
     assert float(canvas.get_attribute("data-scale")) > 2
+    # Zoomed in, the finer clusters' labels take over: two zoom levels of labels.
+    assert canvas.get_attribute("data-label-level") == "fine"
+    fine_shown = canvas.get_attribute("data-labels").split(" | ")
+    assert len(coarse_shown) >= 3 and fine_shown[0] and set(fine_shown) != set(coarse_shown)
     _canvas_shot(page, "map-desktop-zoomed.png")
     x, y, pid = _probe(page)
     box = canvas.bounding_box()

@@ -79,6 +79,17 @@ def test_labels_are_distinctive_terms(built):
         assert words & set(TOPICS[major]), (c["label"], major)
         assert not words & set(FILLER), c["label"]  # words every topic uses never label one
         assert c["label"] == " · ".join(c["terms"][:3])
+    # The fine level (shown zoomed in) is labelled the same way, from its own members.
+    fine = sql.clusters(conn, "fine")
+    assert len(fine) > len(sql.clusters(conn, "coarse"))
+    own = 0
+    for c in fine:
+        members = [r[0] for r in conn.execute("SELECT paper FROM topic_map_points WHERE fine=?", (c["id"],))]
+        major = max(TOPICS, key=lambda t: sum(_topic_of(conn, m) == t for m in members))
+        words = set(" ".join(c["terms"][:3]).split())
+        assert not words & set(FILLER), c["label"]
+        own += bool(words & set(TOPICS[major]))
+    assert own >= 0.9 * len(fine), (own, len(fine))
 
 
 def test_c_tf_idf_prefers_what_a_class_owns():

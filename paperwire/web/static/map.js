@@ -201,7 +201,7 @@
     ctx.textAlign = "center"; ctx.textBaseline = "middle";
     ctx.font = (view.s < 2.5 ? "600 13px " : "12px ") + "system-ui, sans-serif";
     ctx.lineJoin = "round"; ctx.lineWidth = 3.5;
-    var placed = [];
+    var placed = [], shown = [];
     for (var i = 0; i < list.length; i++) {
       var c = list[i], X = sx(c.x), Y = sy(c.y);
       if (X < 0 || Y < 0 || X > W || Y > H) continue;
@@ -214,10 +214,13 @@
         if (box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1]) { clash = true; break; }
       }
       if (clash) continue;
-      placed.push(box);
+      placed.push(box); shown.push(label);
       ctx.strokeStyle = halo; ctx.strokeText(label, X, Y);
       ctx.fillStyle = text; ctx.fillText(label, X, Y);
     }
+    // Which zoom level's labels are drawn, and which of them found room (tests, debugging).
+    canvas.dataset.labelLevel = view.s < 2.5 ? "coarse" : "fine";
+    canvas.dataset.labels = shown.join(" | ");
   }
 
   // ---------------------------------------------------------------- interaction
