@@ -29,8 +29,8 @@ def test_no_match_corrected_and_did_you_mean(browser, tmp_path):
 
         # A misspelt query typed into the box: results for the corrected words, said so.
         page.fill(".searchform input[name=q]", "retreival augmneted generaton")
-        page.locator(".searchform button[type=submit]").click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.locator(".searchform button[type=submit]").click()
         note = page.locator('[data-state="corrected"]')
         assert note.is_visible() and "retrieval augmented generation" in note.inner_text()
         first = page.locator(".cards .card-title").first.inner_text().lower()
@@ -42,8 +42,8 @@ def test_no_match_corrected_and_did_you_mean(browser, tmp_path):
         offer = page.locator('[data-state="did-you-mean"] a.suggestion')
         assert offer.is_visible() and offer.inner_text() == "graph neural networks molecules"
         page.screenshot(path=str(SHOTS / "search-did-you-mean.png"))
-        offer.click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            offer.click()
         assert page.locator(".searchform input[name=q]").input_value() == "graph neural networks molecules"
         assert page.locator('[data-state="did-you-mean"]').count() == 0
         assert page.locator(".result-line").is_visible()
@@ -66,8 +66,8 @@ def test_a_pasted_long_query_is_cut_at_a_word_boundary_with_a_note(browser, tmp_
             page.focus(box)
             page.keyboard.insert_text(long_q)  # what a paste does: the box's maxlength applies
             assert page.locator(box).input_value() == long_q
-            page.keyboard.press("Enter")
-            page.wait_for_load_state()
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
             shown = page.locator(".searchform input[name=q]").input_value()
             assert 200 < len(shown) <= 250 and long_q.startswith(shown) and long_q[len(shown)] == " "
             assert f"the query was cut to {len(shown)} characters" in page.locator("main").inner_text()
