@@ -84,6 +84,25 @@ def test_speller_never_corrects_known_words(conn):
     assert sp.correct("qqqqqqqq") is None
 
 
+def test_two_edits_are_corrected_only_in_long_words(conn):
+    """One edit (a slip, or a swapped pair) is corrected at any length from 4 letters; two only
+    from 8 letters: in a shorter word two edits mostly reach another word ("chatbot" is not a
+    misspelt "chatgpt", nor the gene "deltex" a misspelt "deleted")."""
+    import_records(conn, [PaperRecord(source="test", arxiv_id=f"2401.{i:05d}", title=t, abstract=a,
+                                      published="2024-01-02T00:00:00Z")
+                          for i, (t, a) in enumerate([
+                              ("Evaluating chatgpt on exams", "We deleted half of the reinforcement signal."),
+                              ("Molecular graphs", "Reinforcement learning for molecular design."),
+                          ])])
+    update_index(conn, semantic=False)
+    sp = spell.get_speller(conn)
+    assert sp.correct("chatbot") is None and sp.correct("deltex") is None  # 2 edits, 7 and 6 letters
+    assert sp.correct("chatgtp").suggestion == "chatgpt"                   # a swapped pair: 1 edit
+    assert sp.correct("deleetd").suggestion == "deleted"
+    two = sp.correct("reinfocrment")                                        # 12 letters, 2 edits
+    assert two is not None and two.suggestion == "reinforcement" and two.distance == 2
+
+
 def test_rewrite_keeps_operators():
     q = 'atention "atention span" -atention author:atention year:2024 Atention'
     assert spell.rewrite_words(q, {"atention": "attention"}) == (

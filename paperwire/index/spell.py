@@ -165,7 +165,11 @@ class Speller:
 
         if len(word) < MIN_WORD or not _ALPHA.match(word) or word in STOPWORDS or self.is_word(word):
             return None
-        max_d = 1 if len(word) <= 5 else 2
+        # Two edits only from 8 letters: in a shorter word they change a third of it, and what
+        # they reach is mostly another word, not the one meant (SciFact train's gene names
+        # "Deltex" -> "deleted", "Coatomer" typed "coatmer" -> "coated"; "chatbot" -> "chatgpt").
+        # Typing slips are one edit (a swap counts as one), and those are still corrected.
+        max_d = 1 if len(word) <= 7 else 2
         found = self.sym.lookup(word, Verbosity.CLOSEST, max_edit_distance=max_d, transfer_casing=False)
         if not found:
             return None
