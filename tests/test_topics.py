@@ -312,6 +312,11 @@ def test_weekly_digest_embeds_the_rising_chart(built, tmp_path):
     img = Image.open(io.BytesIO(png))
     assert img.format == "PNG" and img.size[0] == 600
     assert len(raw) < 64_000, len(raw)  # stored once per recipient in the ledger: keep it small
+    # A saved HTML copy (digest preview --output x.html) carries the image as a data: URI.
+    from paperwire.digest.render import html_with_inline_images
+
+    saved = html_with_inline_images(msg)
+    assert "cid:" not in saved and "data:image/png;base64," in saved
     # Without the image (an older composed section), the HTML links the chart instead.
     d.sections[-1].image = None
     _, raw2 = digest_message(settings, d, now=END)

@@ -196,7 +196,9 @@ def preview_cmd(ctx, email, frequency, output, now_s):
     if output:
         path = Path(output)
         if path.suffix.lower() in (".html", ".htm"):
-            path.write_text(msg.get_body(("html",)).get_content(), encoding="utf-8")
+            from paperwire.digest.render import html_with_inline_images
+
+            path.write_text(html_with_inline_images(msg), encoding="utf-8")
         elif path.suffix.lower() == ".txt":
             path.write_text(msg.get_body(("plain",)).get_content(), encoding="utf-8")
         else:

@@ -207,6 +207,18 @@ def digest_message(settings: Settings, digest, *, now: datetime | None = None,
                               html=html, message_id=message_id, links=links, now=now, images=images)
 
 
+def html_with_inline_images(msg) -> str:
+    """A parsed message's HTML body with its ``cid:`` images turned into ``data:`` URIs, so a
+    saved copy (``paperwire digest preview --output FILE.html``) shows them outside a mail client."""
+    html = msg.get_body(("html",)).get_content()
+    for part in msg.walk():
+        cid = part.get("Content-ID")
+        if cid and part.get_content_maintype() == "image":
+            uri = f"data:{part.get_content_type()};base64,{base64.b64encode(part.get_content()).decode('ascii')}"
+            html = html.replace(f"cid:{cid.strip().strip('<>')}", uri)
+    return html
+
+
 def confirmation_message(settings: Settings, sub: dict, *, kind: str = "confirm",
                          now: datetime | None = None) -> tuple[str, bytes]:
     """The double opt-in mail (``kind="confirm"``) or, for an address that is already
