@@ -209,3 +209,33 @@ def test_map_pans_by_finger_and_pinch_zooms_on_a_phone(browser, site):
     _canvas_shot(page, "map-phone-pinched.png")
     assert watch.problems == [], watch.problems
     ctx.close()
+
+
+def test_my_library_lights_up_on_the_map(browser, site):
+    """A reader signs up, saves a paper from its page (the Save button), and "My library" on
+    the map lights up exactly that paper."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    watch = Watch(page)
+    page.goto(site + "/signup")
+    page.fill("input[name=username]", "mapreader")
+    page.fill("input[name=email]", "mapreader@example.org")
+    page.fill("input[name=password]", "correct horse battery")
+    with page.expect_navigation():
+        page.locator("form[action='/signup'] button[type=submit]").click()
+    page.goto(site + "/map")
+    _ready(page)
+    x, y, pid = _probe(page)  # a paper that is on the map
+    page.goto(f"{site}/papers/{pid}")
+    page.locator("form.save-form button.save-btn").first.click()
+    page.wait_for_selector("form.save-form button.save-btn.saved", timeout=10000)
+    page.goto(site + "/map")
+    _ready(page)
+    page.check("#map-library")
+    _until(page, lambda: "on the map" in page.locator("#map-note").inner_text())
+    canvas = page.locator("#map-canvas")
+    assert canvas.get_attribute("data-library-hits") == "1"
+    assert page.locator("#map-note").inner_text() == "1 saved paper on the map"
+    _canvas_shot(page, "map-library.png")
+    assert watch.problems == [], watch.problems
+    ctx.close()

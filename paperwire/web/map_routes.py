@@ -137,7 +137,7 @@ def api_map_highlight(request: Request, which: str | None = Query(None, alias="s
         if user is None:
             return json_response({"set": which, "ids": [], "note": "sign in to see your library on the map"}, 401)
         ids = _ids_for(c, sql.library_points(c, user["id"]))
-        resp = json_response({"set": which, "ids": ids, "note": f"{len(ids)} saved papers on the map"})
+        resp = json_response({"set": which, "ids": ids, "note": f"{len(ids)} saved paper{'' if len(ids) == 1 else 's'} on the map"})
     else:
         return json_response({"error": "set must be search, today or library"}, 400)
     resp.headers.update(headers)

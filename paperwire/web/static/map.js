@@ -328,7 +328,7 @@
     var box = document.getElementById(boxId); if (!box) return;
     box.addEventListener("change", function () {
       if (!box.checked) { highlight[name] = null; draw(); return; }
-      fetchSet(name).then(function (set) { highlight[name] = set; draw(); });
+      fetchSet(name).then(function (set) { highlight[name] = set; canvas.dataset[name + "Hits"] = set.length; draw(); });
     });
   }
   toggle("map-today", "today"); toggle("map-library", "library");
